@@ -1,0 +1,465 @@
+"""The office's data model, designed for all five flows.
+
+Catalogues (practice, locations, providers, payers, appointment types), people
+(patients and their coverages, staff), appointments, and the four ledgers every
+flow writes: inbox, outbox, audit and the work queue. Instants are stored as UTC
+and come back timezone-aware on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "Appointment",
+    "AppointmentStatus",
+    "AppointmentType",
+    "AuditEntry",
+    "Base",
+    "Channel",
+    "Consent",
+    "Coverage",
+    "InboxItem",
+    "InboxStatus",
+    "Location",
+    "OutboxItem",
+    "OutboxStatus",
+    "Patient",
+    "Payer",
+    "Practice",
+    "Provider",
+    "Staff",
+    "StaffStatus",
+    "WorkItem",
+    "WorkStatus",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC instant on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC instant is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _enum(kind: type[StrEnum]) -> Enum:
+    return Enum(
+        kind,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
+
+
+# Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+        Decimal: Numeric(10, 2),
+    }
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    SMS = "sms"
+    VOICE = "voice"
+    FORWARD = "forward"
+
+
+class AppointmentStatus(StrEnum):
+    BOOKED = "booked"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+class StaffStatus(StrEnum):
+    PENDING = "pending"  # hired, not started
+    ACTIVE = "active"
+    LEAVE = "leave"
+    INACTIVE = "inactive"
+
+
+class InboxStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    REJECTED = "rejected"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    WITHDRAWN = "withdrawn"
+
+
+class WorkStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    DISMISSED = "dismissed"
+
+
+# --- practice and catalogues -------------------------------------------------
+
+
+class Practice(Base):
+    __tablename__ = "practices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    email_domain: Mapped[str | None] = mapped_column(String(200))
+
+    locations: Mapped[list[Location]] = relationship(back_populates="practice")
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))  # IANA zone
+    phone: Mapped[str | None] = mapped_column(String(20))
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(2))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    # {"mon": ["08:00", "17:00"], ...}; a day left out is closed.
+    office_hours: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    practice: Mapped[Practice] = relationship(back_populates="locations")
+
+
+class Provider(Base):
+    __tablename__ = "providers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    practice_id: Mapped[int] = mapped_column(ForeignKey("practices.id"))
+    npi: Mapped[str] = mapped_column(String(10), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    credential: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class Payer(Base):
+    __tablename__ = "payers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    payer_id: Mapped[str] = mapped_column(String(80), unique=True)  # clearinghouse payer id
+    adapter: Mapped[str] = mapped_column(String(40), default="x12")
+    adapter_settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    concurrency_limit: Mapped[int | None] = mapped_column()
+    rate_per_second: Mapped[float | None] = mapped_column()
+
+
+class AppointmentType(Base):
+    __tablename__ = "appointment_types"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    duration_minutes: Mapped[int] = mapped_column(default=30)
+    service_type_code: Mapped[str] = mapped_column(String(3), default="30")
+    # Sensitive visits (behavioral health, ...) get neutral wording in reminders.
+    sensitive: Mapped[bool] = mapped_column(default=False)
+    # [{"hours": 72, "channels": ["email"]}, ...]; None means the practice default.
+    reminder_offsets: Mapped[list[Any] | None] = mapped_column()
+    stop_on_confirm: Mapped[bool] = mapped_column(default=True)
+    send_confirmation: Mapped[bool] = mapped_column(default=True)
+    send_change_notices: Mapped[bool] = mapped_column(default=True)
+
+
+# --- patients -----------------------------------------------------------------
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(40), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    middle_name: Mapped[str | None] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    suffix: Mapped[str | None] = mapped_column(String(20))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(1))  # M, F, U (X12 DMG03)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(16))  # E.164
+    address_line1: Mapped[str | None] = mapped_column(String(200))
+    address_line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(2))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    timezone: Mapped[str | None] = mapped_column(String(64))  # else the location's
+    # 45 CFR 164.522(b): messages only on the approved channel and address.
+    confidential_communications: Mapped[bool] = mapped_column(default=False)
+    confidential_channel: Mapped[Channel | None] = mapped_column(_enum(Channel))
+    confidential_address: Mapped[str | None] = mapped_column(String(254))
+    email_undeliverable: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(default=1)
+
+    consents: Mapped[list[Consent]] = relationship(back_populates="patient")
+    coverages: Mapped[list[Coverage]] = relationship(back_populates="patient")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class Consent(Base):
+    """Consent to be contacted on one channel, and its withdrawal (an opt-out)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("patient_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    granted: Mapped[bool] = mapped_column(default=True)
+    source: Mapped[str] = mapped_column(String(80))  # "intake form", "portal", "phone call"
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opted_out_at: Mapped[datetime | None] = mapped_column()
+    opt_out_source: Mapped[str | None] = mapped_column(String(80))
+
+    patient: Mapped[Patient] = relationship(back_populates="consents")
+
+    @property
+    def usable(self) -> bool:
+        return self.granted and self.opted_out_at is None
+
+
+class Coverage(Base):
+    __tablename__ = "coverages"
+    __table_args__ = (Index("ix_coverages_patient_rank", "patient_id", "rank"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    payer_id: Mapped[int] = mapped_column(ForeignKey("payers.id"))
+    member_id: Mapped[str] = mapped_column(String(80))
+    group_number: Mapped[str | None] = mapped_column(String(80))
+    plan_name: Mapped[str | None] = mapped_column(String(200))
+    rank: Mapped[int] = mapped_column(default=1)  # 1 primary, 2 secondary, 3 tertiary
+    effective_from: Mapped[date | None] = mapped_column(Date)
+    effective_to: Mapped[date | None] = mapped_column(Date)
+    # X12 INS02 / PAT01: 18 self, 01 spouse, 19 child, G8 other.
+    relationship_code: Mapped[str] = mapped_column(String(2), default="18")
+    subscriber_first_name: Mapped[str | None] = mapped_column(String(100))
+    subscriber_last_name: Mapped[str | None] = mapped_column(String(100))
+    subscriber_date_of_birth: Mapped[date | None] = mapped_column(Date)
+    subscriber_sex: Mapped[str | None] = mapped_column(String(1))
+    copay_on_file: Mapped[Decimal | None] = mapped_column()
+    active: Mapped[bool] = mapped_column(default=True)
+
+    patient: Mapped[Patient] = relationship(back_populates="coverages")
+    payer: Mapped[Payer] = relationship()
+
+    @property
+    def patient_is_subscriber(self) -> bool:
+        return self.relationship_code == "18"
+
+
+# --- appointments -------------------------------------------------------------
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_start_status", "start_at", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(80), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    appointment_type_id: Mapped[int] = mapped_column(ForeignKey("appointment_types.id"))
+    start_at: Mapped[datetime] = mapped_column()  # UTC instant
+    duration_minutes: Mapped[int] = mapped_column(default=30)
+    status: Mapped[AppointmentStatus] = mapped_column(
+        _enum(AppointmentStatus), default=AppointmentStatus.BOOKED
+    )
+    booked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column()
+    cancelled_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Increases on every change: calendar SEQUENCE, outbox keys, optimistic locking.
+    version: Mapped[int] = mapped_column(default=1)
+
+    patient: Mapped[Patient] = relationship()
+    provider: Mapped[Provider] = relationship()
+    location: Mapped[Location] = relationship()
+    appointment_type: Mapped[AppointmentType] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+# --- staff ----------------------------------------------------------------------
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(40))  # front_desk, billing, office_manager, ...
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[StaffStatus] = mapped_column(_enum(StaffStatus), default=StaffStatus.ACTIVE)
+
+    manager: Mapped[Staff | None] = relationship(remote_side=[id])
+
+
+# --- the four ledgers -----------------------------------------------------------
+
+
+class InboxItem(Base):
+    """Every inbound payload, stored raw before anything acts on it."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "idempotency_key", name="uq_inbox_source_key"),
+        Index("ix_inbox_status_received", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))  # "webhook:bookings", "file:roster.csv"
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str | None] = mapped_column(String(120))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[InboxStatus] = mapped_column(_enum(InboxStatus), default=InboxStatus.PENDING)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it was rejected
+    attempts: Mapped[int] = mapped_column(default=0)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_attempt_at: Mapped[datetime | None] = mapped_column()
+    processed_at: Mapped[datetime | None] = mapped_column()
+    flow_run_id: Mapped[str | None] = mapped_column(String(40))
+
+
+class OutboxItem(Base):
+    """Every outbound message; the unique key is what makes a send happen once."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel))
+    kind: Mapped[str] = mapped_column(String(40))  # reminder, confirmation, ack, forward, ...
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    status: Mapped[OutboxStatus] = mapped_column(_enum(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    message_id: Mapped[str | None] = mapped_column(String(200))  # derived from this row
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # safe metadata: offset, lang
+    due_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """One field of one record changed: before, after, by whom, from where (164.312(b))."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(40))  # table name
+    entity_id: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(64))
+    before: Mapped[str | None] = mapped_column(Text)
+    after: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(80))  # "staff:4", "flow:reminders", "patient-link"
+    source: Mapped[str] = mapped_column(String(80))  # "inbox:17", "cli", "web"
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WorkItem(Base):
+    """Something a person must do: the office manager's to-do list across all flows."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (Index("ix_work_items_status_kind", "status", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[int] = mapped_column(Integer)
+    # One open item per record and kind: a second alert refreshes the first.
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    summary: Mapped[str] = mapped_column(String(300))  # safe to show: no PHI
+    role: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime | None] = mapped_column()
+    status: Mapped[WorkStatus] = mapped_column(_enum(WorkStatus), default=WorkStatus.OPEN)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    closed_by: Mapped[str | None] = mapped_column(String(80))
+    closed_at: Mapped[datetime | None] = mapped_column()
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # codes and ids only
+
