@@ -462,4 +462,3 @@ class WorkItem(Base):
     closed_by: Mapped[str | None] = mapped_column(String(80))
     closed_at: Mapped[datetime | None] = mapped_column()
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # codes and ids only
-

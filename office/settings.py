@@ -26,7 +26,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OFFICE_", extra="ignore")
 
-    home: Path = Field(default=Path(".office"), description="SQLite database, outboxes, demo mailbox")
+    home: Path = Field(
+        default=Path(".office"), description="SQLite database, outboxes, demo mailbox"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; defaults to SQLite under OFFICE_HOME"
     )

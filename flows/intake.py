@@ -1,0 +1,34 @@
+"""Process one stored inbound payload: the handler for its source, then what follows."""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.runtime import office
+from office.intake import ProcessResult, process_item
+
+__all__ = ["process_inbox"]
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def handle_item(inbox_id: int) -> ProcessResult:
+    """Apply the source's handler; a rejection is recorded on the item, not raised."""
+    return process_item(office().factory, inbox_id)
+
+
+@flow(name="process-inbox", flow_run_name="inbox-{inbox_id}", persist_result=False)
+async def process_inbox(inbox_id: int) -> dict[str, object]:
+    """Act on one stored webhook, file row or message by its inbox id.
+
+    Args:
+        inbox_id: The inbox row to process. Only the id crosses into Prefect.
+    """
+    result = handle_item(inbox_id)
+    outcome = result.outcome
+    followed = []
+    if outcome is not None and outcome.entity_id is not None:
+        from flows.followups import run_followups
+
+        followed = await run_followups(outcome.followups, outcome.entity_id)
+    return {"inbox_id": inbox_id, "status": result.status.value, "followups": followed}

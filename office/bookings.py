@@ -1,0 +1,112 @@
+"""Bookings from the practice-management system: create, move or cancel appointments."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from office.intake import IntakeRejected, Outcome
+from office.ledgers import apply_changes, record_change
+from office.models import (
+    Appointment,
+    AppointmentStatus,
+    AppointmentType,
+    InboxItem,
+    Location,
+    Patient,
+    Provider,
+    utcnow,
+)
+
+__all__ = ["BookingEvent", "apply_booking"]
+
+
+class BookingEvent(BaseModel):
+    """One booking message: a new, moved, confirmed or cancelled appointment."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: Literal["booked", "rescheduled", "confirmed", "cancelled"] = "booked"
+    external_id: str = Field(min_length=1, max_length=80)
+    patient_mrn: str = Field(min_length=1, max_length=40)
+    provider_npi: str = Field(pattern=r"^\d{10}$")
+    location_id: int
+    appointment_type: str = Field(min_length=1, max_length=40)
+    start: AwareDatetime
+    duration_minutes: int | None = Field(default=None, ge=5, le=480)
+
+
+def parse_booking(body: bytes) -> BookingEvent:
+    try:
+        return BookingEvent.model_validate_json(body)
+    except ValidationError as exc:
+        # Name the fields, never echo their values: the payload holds PHI.
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        raise IntakeRejected("invalid booking: " + ", ".join(fields)) from None
+
+
+def apply_booking(session: Session, item: InboxItem) -> Outcome:
+    event = parse_booking(item.body)
+    source = f"inbox:{item.id}"
+    actor = f"webhook:{item.source}"
+    patient_id = session.scalar(select(Patient.id).where(Patient.mrn == event.patient_mrn))
+    provider_id = session.scalar(select(Provider.id).where(Provider.npi == event.provider_npi))
+    kind = session.scalar(
+        select(AppointmentType).where(AppointmentType.code == event.appointment_type)
+    )
+    location = session.get(Location, event.location_id)
+    missing = [
+        name
+        for name, value in (
+            ("patient_mrn", patient_id),
+            ("provider_npi", provider_id),
+            ("appointment_type", kind),
+            ("location_id", location),
+        )
+        if value is None
+    ]
+    if missing:
+        raise IntakeRejected("unknown " + ", ".join(missing))
+    assert patient_id is not None
+    assert provider_id is not None
+    assert kind is not None
+    start_utc = event.start.astimezone(UTC)
+    appointment = session.scalar(
+        select(Appointment).where(Appointment.external_id == event.external_id)
+    )
+    status = {
+        "booked": AppointmentStatus.BOOKED,
+        "rescheduled": AppointmentStatus.BOOKED,
+        "confirmed": AppointmentStatus.CONFIRMED,
+        "cancelled": AppointmentStatus.CANCELLED,
+    }[event.event]
+    values = {
+        "patient_id": patient_id,
+        "provider_id": provider_id,
+        "location_id": event.location_id,
+        "appointment_type_id": kind.id,
+        "start_at": start_utc,
+        "duration_minutes": event.duration_minutes or kind.duration_minutes,
+        "status": status,
+    }
+    if appointment is None:
+        appointment = Appointment(external_id=event.external_id, **values)
+        session.add(appointment)
+        session.flush()
+        record_change(session, appointment, "status", None, status, actor=actor, source=source)
+    else:
+        if appointment.patient_id != patient_id:
+            raise IntakeRejected("booking names a different patient than the stored appointment")
+        apply_changes(session, appointment, values, actor=actor, source=source)
+    now = utcnow()
+    if status is AppointmentStatus.CANCELLED and appointment.cancelled_at is None:
+        appointment.cancelled_at = now
+    if status is AppointmentStatus.CONFIRMED and appointment.confirmed_at is None:
+        appointment.confirmed_at = now
+    session.flush()
+    followups = ("verify_appointment",) if status is AppointmentStatus.BOOKED else ()
+    return Outcome("appointments", appointment.id, (*followups, "appointment_notices"))

@@ -1,0 +1,359 @@
+"""The `office` command: what a practice's IT person runs.
+
+Each command builds settings at the edge, talks to the database, and prints a
+table or one clear line. Errors never show a traceback (set OFFICE_DEBUG=1 to
+see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from office.db import make_engine, make_sessionmaker
+from office.settings import Settings, SettingsError, load_settings
+
+__all__ = ["app", "main"]
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+app = typer.Typer(
+    help=(
+        "officeflows: insurance checks, appointment reminders, record updates, staff "
+        "onboarding and mail routing for a medical practice, run as Prefect flows."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Create or update the officeflows database.", no_args_is_help=True)
+inbox_app = typer.Typer(
+    help="Everything that came in (webhooks, files, mail), stored before it was acted on.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(inbox_app, name="inbox")
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.db_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _require_schema(factory: sessionmaker[Session]) -> None:
+    from office.migrate import current_revision, head_revision
+
+    bind = factory.kw["bind"]
+    if current_revision(bind) != head_revision():
+        raise CliError("the database is not up to date: run `office db upgrade` first")
+
+
+# --- db ---------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database, or bring it to the latest version. Safe to run again."""
+    from office.migrate import current_revision, head_revision, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.db_url)
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    if before == after:
+        console.print(f"database already at {after} (latest is {head_revision()})")
+    else:
+        console.print(f"database upgraded from {before or 'empty'} to {after}")
+
+
+# --- demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    seed_only: Annotated[
+        bool, typer.Option("--seed-only", help="Build the demo practice but run no flows.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Random seed for the synthetic practice.")] = 42,
+) -> None:
+    """Build a synthetic demo practice in OFFICE_HOME and run every flow once.
+
+    The data is made up and the same each time. Running it again starts over; it
+    refuses to touch a database that holds a real practice.
+    """
+    from office.demo import run_demo
+
+    run_demo(_settings(), console=console, seed=seed, run_flows=not seed_only)
+
+
+# --- serve ----------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the web intake listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the web intake listens on.")] = 8400,
+) -> None:
+    """Run officeflows on this machine: the web intake plus every scheduled flow.
+
+    One process serves the webhook endpoint (POST /webhooks/{source}, GET /healthz),
+    runs the flows on their schedules through Prefect, and sweeps stored items that
+    were not handed over yet. Stop it with Ctrl-C.
+    """
+    from office.serve import run_server
+
+    settings = _settings()
+    settings.require_webhook_secret()
+    with _database(settings) as factory:
+        _require_schema(factory)
+    run_server(settings, host=host, port=port, console=console)
+
+
+# --- queue ------------------------------------------------------------------------------
+
+
+queue_app = typer.Typer(
+    help="The office manager's to-do list: what needs a person, across all flows.",
+    invoke_without_command=True,
+)
+app.add_typer(queue_app, name="queue")
+
+
+@queue_app.callback()
+def queue(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
+    role: Annotated[str | None, typer.Option(help="Only items for this role.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include closed items.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+) -> None:
+    """List open work items, oldest due first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from office.models import WorkItem, WorkStatus
+
+    with _database(_settings()) as factory, factory() as session:
+        query = select(WorkItem).order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
+        if not show_all:
+            query = query.where(WorkItem.status == WorkStatus.OPEN)
+        if kind:
+            query = query.where(WorkItem.kind == kind)
+        if role:
+            query = query.where(WorkItem.role == role)
+        items = session.scalars(query.limit(limit)).all()
+        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    if not items:
+        console.print("no work items" if show_all else "no open work items")
+        return
+    table = Table("id", "kind", "for", "due", "status", "summary", title="Work queue")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.kind,
+            item.role,
+            _when(item.due_at),
+            item.status.value,
+            item.summary,
+        )
+    console.print(table)
+    console.print(f"{len(items)} shown of {total}")
+
+
+@queue_app.command("close")
+def queue_close(
+    item_id: Annotated[int, typer.Argument(help="Work item id.")],
+    by: Annotated[str, typer.Option(help="Who closed it (name or staff id).")],
+    dismiss: Annotated[bool, typer.Option(help="Dismiss instead of marking done.")] = False,
+) -> None:
+    """Mark a work item done (or dismissed)."""
+    from office.db import transaction
+    from office.ledgers import close_work_item
+    from office.models import WorkStatus
+
+    status = WorkStatus.DISMISSED if dismiss else WorkStatus.DONE
+    with _database(_settings()) as factory, transaction(factory) as session:
+        item = close_work_item(session, item_id, by=by, status=status)
+        console.print(f"work item {item.id} {status.value}")
+
+
+# --- inbox --------------------------------------------------------------------------------
+
+
+@inbox_app.command("list")
+def inbox_list(
+    status: Annotated[str | None, typer.Option(help="pending, processed or rejected.")] = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
+) -> None:
+    """List stored inbound items, newest first."""
+    from office.models import InboxItem, InboxStatus
+
+    with _database(_settings()) as factory, factory() as session:
+        query = select(InboxItem).order_by(InboxItem.id.desc()).limit(limit)
+        if status:
+            try:
+                query = query.where(InboxItem.status == InboxStatus(status))
+            except ValueError:
+                raise CliError("--status must be pending, processed or rejected") from None
+        items = session.scalars(query).all()
+    table = Table("id", "source", "status", "attempts", "received", "size", "reason", title="Inbox")
+    for item in items:
+        table.add_row(
+            str(item.id),
+            item.source,
+            item.status.value,
+            str(item.attempts),
+            _when(item.received_at),
+            f"{len(item.body)} B",
+            item.reason or "",
+        )
+    console.print(table)
+
+
+@inbox_app.command("show")
+def inbox_show(item_id: Annotated[int, typer.Argument(help="Inbox item id.")]) -> None:
+    """Show one stored item: its state and, for staff with database access, its body."""
+    from office.models import InboxItem
+
+    with _database(_settings()) as factory, factory() as session:
+        item = session.get(InboxItem, item_id)
+        if item is None:
+            raise CliError(f"inbox item {item_id} does not exist")
+        rows = [
+            ("id", str(item.id)),
+            ("source", item.source),
+            ("key", item.idempotency_key),
+            ("status", item.status.value),
+            ("reason", item.reason or ""),
+            ("attempts", str(item.attempts)),
+            ("received", _when(item.received_at)),
+            ("last attempt", _when(item.last_attempt_at)),
+            ("processed", _when(item.processed_at)),
+            ("content type", item.content_type or ""),
+        ]
+        body = item.body
+    for label, value in rows:
+        console.print(f"[bold]{label:>13}[/bold]  {value}")
+    console.print("[bold]         body[/bold]")
+    console.print(body.decode("utf-8", errors="replace"), markup=False)
+
+
+@inbox_app.command("replay")
+def inbox_replay(item_id: Annotated[int, typer.Argument(help="Inbox item id.")]) -> None:
+    """Process a stored item again, now, on this machine (after fixing what rejected it)."""
+    from office.db import transaction
+    from office.intake import process_item
+    from office.ledgers import replay
+
+    with _database(_settings()) as factory:
+        with transaction(factory) as session:
+            replay(session, item_id)
+        result = process_item(factory, item_id)
+    if result.reason:
+        console.print(f"inbox item {item_id} rejected: {result.reason}")
+        raise typer.Exit(1)
+    console.print(f"inbox item {item_id} {result.status.value}")
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+@app.command()
+def status() -> None:
+    """Counts of what is stored, and open work items by kind."""
+    from office.status import collect_status
+
+    with _database(_settings()) as factory, factory() as session:
+        report = collect_status(session)
+    table = Table("what", "count", title="officeflows")
+    for label, count in report.counts:
+        table.add_row(label, str(count))
+    console.print(table)
+    work = Table("kind", "open", title="Open work items")
+    for kind, count in report.open_work:
+        work.add_row(kind, str(count))
+    console.print(work if report.open_work else "no open work items")
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OperationalError):
+        return "cannot use the database: " + str(exc.orig).splitlines()[0]
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({type(exc).__name__}); check `office db upgrade` has run"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+_USER_ERRORS: tuple[type[BaseException], ...] = (CliError, SettingsError, ValueError, OSError)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning every failure into one line and an exit code."""
+    runner: Callable[..., Any] = app
+    try:
+        code = runner(args=argv, standalone_mode=False)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if os.environ.get("OFFICE_DEBUG"):
+            raise
+        if isinstance(exc, (*_USER_ERRORS, SQLAlchemyError)):
+            err.print(f"error: {_one_line(exc)}", markup=False)
+        else:
+            err.print(
+                f"error: unexpected {type(exc).__name__}; rerun with OFFICE_DEBUG=1 for details",
+                markup=False,
+            )
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

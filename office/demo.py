@@ -1,0 +1,185 @@
+"""`office demo`: a synthetic practice built fresh in OFFICE_HOME, every flow run once."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from office.db import make_engine, make_sessionmaker, transaction
+from office.demo_data import DEMO_PRACTICE, seed_practice
+from office.ledgers import store_inbound
+from office.migrate import upgrade
+from office.models import Appointment, AppointmentType, Base, Location, Patient, Practice, Provider
+from office.settings import Settings, SettingsError, ensure_secrets
+from office.status import collect_status
+
+__all__ = ["DemoError", "FlowReport", "Timings", "run_demo"]
+
+
+class DemoError(SettingsError):
+    """The demo cannot run here; the message says why."""
+
+
+@dataclass
+class Timings:
+    """Where the demo's time went, step by step."""
+
+    steps: list[tuple[str, float]] = field(default_factory=list)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps.append((name, time.perf_counter() - started))
+
+    def add(self, name: str, seconds: float) -> None:
+        self.steps.append((name, seconds))
+
+
+@dataclass(frozen=True)
+class FlowReport:
+    """One flow run's outcome as the summary shows it: counts only, no PHI."""
+
+    flow: str
+    seconds: float
+    counts: dict[str, int]
+
+
+def run_demo(
+    settings: Settings, *, console: Console, seed: int = 42, run_flows: bool = True
+) -> None:
+    started = time.perf_counter()
+    timings = Timings()
+    _prepare_environment(settings)
+    engine = make_engine(settings.db_url)
+    factory = make_sessionmaker(engine)
+    try:
+        with console.status("migrating the database"), timings.step("database migrations"):
+            upgrade(engine)
+        with console.status("building the demo practice"), timings.step("seed demo practice"):
+            _reset(engine, factory)
+            now = _now()
+            with transaction(factory) as session:
+                counts = seed_practice(session, seed=seed, now=now)
+                _store_sample_webhooks(session)
+        console.print(
+            f"demo practice: {counts.patients} patients, {counts.coverages} coverages with "
+            f"{counts.payers} payers, {counts.appointments} appointments at {counts.locations} "
+            f"locations, {counts.staff} staff"
+        )
+        reports: list[FlowReport] = []
+        if run_flows:
+            from office.prefect_handoff import run_demo_flows
+
+            reports = run_demo_flows(settings, engine, now=now, console=console, timings=timings)
+        with factory() as session:
+            status = collect_status(session)
+    finally:
+        engine.dispose()
+    timings.add("total", time.perf_counter() - started)
+    _print_summary(console, reports, status.open_work, timings)
+
+
+def _prepare_environment(settings: Settings) -> None:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    ensure_secrets(settings)
+    # Keep the demo's Prefect state beside its database unless a server is configured.
+    if not os.environ.get("PREFECT_API_URL"):
+        os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _now() -> Any:
+    from office.models import utcnow
+
+    return utcnow().replace(second=0, microsecond=0)
+
+
+def _reset(engine: Engine, factory: sessionmaker[Session]) -> None:
+    """Empty every table, but only if it holds nothing but the demo practice."""
+    with factory() as session:
+        names = set(session.scalars(select(Practice.name)))
+    if names - {DEMO_PRACTICE}:
+        raise DemoError(
+            "the database holds a practice that is not the demo; point OFFICE_HOME or "
+            "OFFICE_DATABASE_URL somewhere else to run the demo"
+        )
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(delete(table))
+
+
+def _store_sample_webhooks(session: Session) -> None:
+    """Three bookings as the practice-management system would post them; one is bad."""
+    appointment = session.scalars(select(Appointment).order_by(Appointment.id)).first()
+    patient = session.scalars(select(Patient).order_by(Patient.id.desc())).first()
+    provider = session.scalars(select(Provider).order_by(Provider.id)).first()
+    location = session.scalars(select(Location).order_by(Location.id)).first()
+    kind = session.scalars(select(AppointmentType).order_by(AppointmentType.id)).first()
+    if not (appointment and patient and provider and location and kind):
+        return
+    start = appointment.start_at.replace(hour=15, minute=0)
+    payloads = [
+        {
+            "event": "booked",
+            "external_id": "PM-90001",
+            "patient_mrn": patient.mrn,
+            "provider_npi": provider.npi,
+            "location_id": location.id,
+            "appointment_type": kind.code,
+            "start": start.isoformat(),
+        },
+        {
+            "event": "rescheduled",
+            "external_id": appointment.external_id,
+            "patient_mrn": session.get_one(Patient, appointment.patient_id).mrn,
+            "provider_npi": provider.npi,
+            "location_id": appointment.location_id,
+            "appointment_type": kind.code,
+            "start": (start.replace(hour=16)).isoformat(),
+        },
+        {"event": "booked", "external_id": "PM-90002", "patient_mrn": "MRN-UNKNOWN"},
+    ]
+    for index, payload in enumerate(payloads):
+        store_inbound(
+            session,
+            source="webhook:bookings",
+            key=f"demo-booking-{index}",
+            body=json.dumps(payload).encode(),
+            content_type="application/json",
+        )
+
+
+def _print_summary(
+    console: Console,
+    reports: list[FlowReport],
+    open_work: list[tuple[str, int]],
+    timings: Timings,
+) -> None:
+    if reports:
+        flows = Table("flow", "what it did", "seconds", title="What each flow did")
+        for report in reports:
+            did = ", ".join(f"{k} {v}" for k, v in report.counts.items()) or "nothing to do"
+            flows.add_row(report.flow, did, f"{report.seconds:.1f}")
+        console.print(flows)
+    work = Table("kind", "open", title="Open work items by kind")
+    for kind, count in open_work:
+        work.add_row(kind, str(count))
+    console.print(work if open_work else "no open work items")
+    spent = Table("step", "seconds", title="Where the time went")
+    for name, seconds in timings.steps:
+        spent.add_row(name, f"{seconds:.1f}")
+    console.print(spent)

@@ -1,0 +1,130 @@
+"""The web intake: signed webhooks in, stored first, handed to Prefect after.
+
+`create_app` is the only way in; it does no work at import time. A payload is
+in the inbox before the sender hears 202, and a pending item never depends on
+Prefect being up: the sweeper in `office serve` dispatches whatever is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from office.db import transaction
+from office.ledgers import store_inbound
+from office.settings import Settings
+from office.signing import verify_webhook
+
+__all__ = ["MAX_BODY_BYTES", "Dispatcher", "create_app"]
+
+MAX_BODY_BYTES = 1024 * 1024
+_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+# Hands a stored item to whatever processes it; returns a run id, or raises.
+Dispatcher = Callable[[int, int], Awaitable[str | None]]
+
+log = logging.getLogger("office.web")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    dispatcher: Dispatcher | None = None,
+) -> FastAPI:
+    """Build the ASGI app around an existing session factory and an optional dispatcher."""
+    secret = settings.require_webhook_secret()
+    app = FastAPI(title="officeflows intake", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.factory = factory
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        def ping() -> None:
+            with factory() as session:
+                session.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(ping)
+        except Exception:
+            log.exception("health check: database unreachable")
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @app.post("/webhooks/{source}")
+    async def webhook(source: str, request: Request) -> JSONResponse:
+        if not _SOURCE.match(source):
+            return _error(404, "unknown webhook source")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, "body larger than 1 MiB")
+        try:
+            body = await _read_limited(request)
+        except _TooLarge:
+            return _error(413, "body larger than 1 MiB")
+        if not verify_webhook(
+            secret,
+            request.headers.get("x-office-timestamp"),
+            request.headers.get("x-office-signature"),
+            body,
+        ):
+            return _error(401, "bad signature or stale timestamp")
+        key = request.headers.get("idempotency-key") or hashlib.sha256(body).hexdigest()
+        if len(key) > 200:
+            return _error(400, "Idempotency-Key longer than 200 characters")
+        content_type = request.headers.get("content-type")
+
+        def store() -> tuple[int, bool, int]:
+            with transaction(factory) as session:
+                item, created = store_inbound(
+                    session,
+                    source=f"webhook:{source}",
+                    key=key,
+                    body=body,
+                    content_type=content_type,
+                )
+                session.flush()
+                return item.id, created, item.attempts
+
+        inbox_id, created, attempts = await run_in_threadpool(store)
+        if not created:
+            return JSONResponse({"inbox_id": inbox_id, "duplicate": True}, status_code=200)
+        run_id = None
+        if dispatcher is not None:
+            try:
+                run_id = await dispatcher(inbox_id, attempts)
+            except Exception:
+                # Stored is what we promised; the sweeper dispatches it later.
+                log.warning("inbox %s stored; dispatch deferred to the sweeper", inbox_id)
+        return JSONResponse(
+            {"inbox_id": inbox_id, "status": "accepted", "flow_run_id": run_id}, status_code=202
+        )
+
+    return app
+
+
+async def _read_limited(request: Request) -> bytes:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
