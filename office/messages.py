@@ -1,0 +1,184 @@
+"""Outbound message building: the MIME email, its stable Message-ID, and SMS text budgets.
+
+Pure functions with no I/O, so the outbox writer and the send task can rebuild
+exactly the same bytes on a retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from icalendar import Calendar
+
+__all__ = [
+    "SMS_MAX_SEPTETS",
+    "build_email",
+    "gsm7_length",
+    "message_id_for",
+    "sms_fits",
+    "to_gsm7",
+]
+
+SMS_MAX_SEPTETS = 160
+"""One GSM-7 segment; also the TCPA healthcare exemption's length limit."""
+
+# GSM 03.38 default alphabet (ESC at 0x1B excluded: it only prefixes the extension table).
+_GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+# Extension table: each costs an escape septet plus its own.
+_GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+
+# Typography that word processors and phones insert, mapped to GSM-7 look-alikes.
+_GSM7_LOOKALIKES = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u2032": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u2033": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u2010": "-",
+    "\u2011": "-",
+    "\u2012": "-",
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2212": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u2007": " ",
+    "\u202f": " ",
+    "\t": " ",
+}
+
+_MSGID_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_MSGID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
+
+
+def gsm7_length(text: str) -> int | None:
+    """Septets `text` costs in GSM-7, or None when one character forces UCS-2."""
+    septets = 0
+    for char in text:
+        if char in _GSM7_BASIC:
+            septets += 1
+        elif char in _GSM7_EXTENSION:
+            septets += 2
+        else:
+            return None
+    return septets
+
+
+def sms_fits(text: str) -> bool:
+    """True when `text` is one GSM-7 segment: one emoji would switch it to 70-char UCS-2."""
+    septets = gsm7_length(text)
+    return septets is not None and septets <= SMS_MAX_SEPTETS
+
+
+def to_gsm7(text: str) -> str:
+    """Fold `text` into GSM-7 so a name like "María" cannot turn an SMS into UCS-2.
+
+    Characters already in GSM-7 are kept; curly quotes, dashes and odd spaces
+    become their plain look-alikes; accented letters lose the accent GSM-7 lacks
+    ("á" -> "a"); anything else becomes "?".
+    """
+    out: list[str] = []
+    for char in text:
+        if char in _GSM7_BASIC or char in _GSM7_EXTENSION:
+            out.append(char)
+        elif char in _GSM7_LOOKALIKES:
+            out.append(_GSM7_LOOKALIKES[char])
+        else:
+            folded = "".join(
+                part
+                for part in unicodedata.normalize("NFKD", char)
+                if part in _GSM7_BASIC or part in _GSM7_EXTENSION
+            )
+            out.append(folded or "?")
+    return "".join(out)
+
+
+def message_id_for(outbox_key: str, domain: str) -> str:
+    """Derive the RFC 5322 Message-ID for an outbox row, so a resend reuses the same id.
+
+    The key is hashed: the id travels in headers and logs, and must carry no PHI.
+    """
+    if not outbox_key:
+        raise ValueError("outbox_key must not be empty")
+    if not _MSGID_DOMAIN.fullmatch(domain):
+        raise ValueError("domain must be a bare DNS name such as clinic.example")
+    digest = hashlib.sha256(outbox_key.encode("utf-8")).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def build_email(
+    *,
+    message_id: str,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    ics: bytes | None,
+    method: str | None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """Assemble the patient email: text and HTML alternatives, plus the invitation if any.
+
+    With `ics`, the layout is the one Google Calendar sends and every major client
+    understands: multipart/mixed holding multipart/alternative (text/plain,
+    text/html, text/calendar; method=...) and the same file as an `invite.ics`
+    attachment for clients that ignore inline calendar parts. The text body must
+    stand on its own for recipients whose gateway strips the calendar.
+
+    Args:
+        message_id: From `message_id_for`; angle brackets included.
+        ics: The `build_ics` bytes, or None for a message without an invitation.
+        method: The iTIP method written inside `ics` ("REQUEST" or "CANCEL");
+            must match it exactly, since clients trust the MIME parameter.
+        date: The Date header; defaults to now in UTC.
+    """
+    if not _MSGID.fullmatch(message_id):
+        raise ValueError("message_id must look like <local@domain>")
+    if (ics is None) != (method is None):
+        raise ValueError("ics and method must be given together")
+
+    message = EmailMessage()
+    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(date if date is not None else datetime.now(UTC))
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    # RFC 3834: vacation responders and ticket systems must not answer a reminder.
+    message["Auto-Submitted"] = "auto-generated"
+    # Quoted-printable keeps every part 7-bit, so no server needs 8BITMIME.
+    message.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    message.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+
+    if ics is not None and method is not None:
+        _check_method(ics, method)
+        message.add_alternative(
+            ics.decode("utf-8"),
+            subtype="calendar",
+            charset="utf-8",
+            cte="quoted-printable",
+            params={"method": method},
+        )
+        message.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
+    return message
+
+
+def _check_method(ics: bytes, method: str) -> None:
+    """Refuse a Content-Type method that disagrees with the file: clients act on either."""
+    calendar = Calendar.from_ical(ics)
+    inside = str(calendar.get("METHOD", ""))
+    if inside != method:
+        raise ValueError(f"method {method!r} does not match the calendar's METHOD {inside!r}")
