@@ -39,10 +39,13 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Channel",
+    "CheckStatus",
     "Consent",
     "Coverage",
+    "EligibilityCheck",
     "InboxItem",
     "InboxStatus",
+    "LinkUse",
     "Location",
     "OutboxItem",
     "OutboxStatus",
@@ -145,7 +148,8 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
-    WITHDRAWN = "withdrawn"
+    WITHDRAWN = "withdrawn"  # the appointment was cancelled or moved before sending
+    SKIPPED = "skipped"  # decided not to send (no window left, no consent); reason in error
 
 
 class WorkStatus(StrEnum):
@@ -462,3 +466,61 @@ class WorkItem(Base):
     closed_by: Mapped[str | None] = mapped_column(String(80))
     closed_at: Mapped[datetime | None] = mapped_column()
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # codes and ids only
+
+
+# --- eligibility (added by migration 0002) --------------------------------------------
+
+
+class CheckStatus(StrEnum):
+    PENDING = "pending"  # recorded, not answered yet (a retried batch re-sends these)
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    UNVERIFIED = "unverified"
+    ERROR = "error"  # the payer's answer could not be read; reason in error
+
+
+class EligibilityCheck(Base):
+    """One eligibility inquiry and its answer, stored before anything acts on it."""
+
+    __tablename__ = "eligibility_checks"
+    __table_args__ = (
+        Index("ix_eligibility_checks_coverage_dos", "coverage_id", "date_of_service"),
+        Index("ix_eligibility_checks_appointment", "appointment_id", "checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    trace: Mapped[str] = mapped_column(String(40), unique=True)  # our TRN02
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    coverage_id: Mapped[int] = mapped_column(ForeignKey("coverages.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    payer_id: Mapped[int] = mapped_column(ForeignKey("payers.id"))
+    date_of_service: Mapped[date] = mapped_column(Date)
+    service_type: Mapped[str] = mapped_column(String(3))
+    status: Mapped[CheckStatus] = mapped_column(_enum(CheckStatus), default=CheckStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_key: Mapped[str | None] = mapped_column(String(80))  # the batch that asked
+    request_summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column()  # normalized result JSON
+    raw: Mapped[str | None] = mapped_column(Text)  # raw 271 or JSON response
+    raw_format: Mapped[str | None] = mapped_column(String(8))
+    error: Mapped[str | None] = mapped_column(Text)
+    copay: Mapped[Decimal | None] = mapped_column()
+    deductible_remaining: Mapped[Decimal | None] = mapped_column()
+    plan_end: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime | None] = mapped_column()
+
+
+# --- patient links (added by migration 0002) ----------------------------------------------
+
+
+class LinkUse(Base):
+    """A confirm/cancel/reschedule link that was answered; each token works once."""
+
+    __tablename__ = "link_uses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"))
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
