@@ -1,0 +1,179 @@
+"""The outbound mail contract, its error tree, and the factory that picks a transport.
+
+Errors are split by what the caller may do next, so a Prefect
+``retry_condition_fn`` can retry exactly the retryable branch::
+
+    MailError
+    ├── MailRetryableError      nothing was accepted (connect failed, dropped
+    │                           before DATA, any 4xx): safe to send again later
+    ├── MailAmbiguousError      the body went out and no verdict came back
+    │                           (timeout or drop after DATA): mark "unknown",
+    │                           never resend blindly
+    └── MailPermanentError      a 5xx refusal: resending the same message fails again
+        └── MailRecipientRejected   5xx on RCPT for one recipient
+
+Messages carry SMTP codes and recipient positions, never addresses, server
+text or message content: they end up in Prefect's logs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import getaddresses
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+    from pathlib import Path
+    from types import TracebackType
+
+__all__ = [
+    "Envelope",
+    "MailAmbiguousError",
+    "MailError",
+    "MailPermanentError",
+    "MailRecipientRejected",
+    "MailRetryableError",
+    "Mailer",
+    "MailerKind",
+    "TlsMode",
+    "envelope_of",
+    "get_mailer",
+]
+
+MailerKind = Literal["file", "smtp"]
+TlsMode = Literal["none", "starttls", "tls"]
+
+
+class MailError(Exception):
+    """Root of every mail adapter failure; vendor exceptions are chained as __cause__."""
+
+    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
+        super().__init__(message)
+        self.smtp_code = smtp_code
+
+
+class MailRetryableError(MailError):
+    """Nothing was accepted for delivery; the same message may be sent again."""
+
+
+class MailAmbiguousError(MailError):
+    """The body was transmitted but no verdict arrived; it may or may not be delivered."""
+
+
+class MailPermanentError(MailError):
+    """The server refused for good; retrying the same message cannot succeed."""
+
+
+class MailRecipientRejected(MailPermanentError):
+    """A recipient address was refused (5xx on RCPT); the address needs fixing."""
+
+    def __init__(self, message: str, *, recipient_index: int, smtp_code: int | None) -> None:
+        super().__init__(message, smtp_code=smtp_code)
+        self.recipient_index = recipient_index
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Sends built messages; one `async with` block is one connection for a batch."""
+
+    async def __aenter__(self) -> Mailer: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def send(self, message: EmailMessage) -> str:
+        """Send one message and return the provider's id for it (its Message-ID here).
+
+        Raises:
+            MailRetryableError, MailAmbiguousError, MailPermanentError: see the tree above.
+            ValueError: the message has no Message-ID, sender or recipient.
+        """
+        ...
+
+
+def get_mailer(
+    kind: MailerKind,
+    *,
+    outbox_dir: Path | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    tls: TlsMode = "none",
+    sender_domain: str = "localhost",
+    timeout: float = 30.0,
+) -> Mailer:
+    """Build the configured transport: "file" for development and demos, "smtp" for real mail.
+
+    Args:
+        kind: "file" writes .eml files into `outbox_dir`; "smtp" talks to `host`.
+        port: Defaults by `tls`: 25 for "none", 587 for "starttls", 465 for "tls".
+        password: Plain text; unwrap a SecretStr at the edge.
+        sender_domain: The name this client announces in EHLO.
+    """
+    # Imported here: the implementations import this module for the contract.
+    if kind == "file":
+        from integrations.mail.file import FileMailer
+
+        if outbox_dir is None:
+            raise ValueError("the file mailer needs outbox_dir")
+        return FileMailer(outbox_dir)
+    if kind == "smtp":
+        from integrations.mail.smtp import SmtpMailer
+
+        if not host:
+            raise ValueError("the smtp mailer needs host")
+        default_port = {"none": 25, "starttls": 587, "tls": 465}[tls]
+        return SmtpMailer(
+            host,
+            port if port is not None else default_port,
+            username=username,
+            password=password,
+            tls=tls,
+            timeout=timeout,
+            sender_domain=sender_domain,
+        )
+    raise ValueError(f"unknown mailer kind {kind!r}; expected 'file' or 'smtp'")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """Who a message is from and to, as SMTP needs it, plus its id."""
+
+    message_id: str
+    sender: str
+    recipients: tuple[str, ...]
+
+
+def envelope_of(message: EmailMessage) -> Envelope:
+    """Read the envelope from the headers, refusing a message that cannot be tracked.
+
+    Raises:
+        ValueError: no Message-ID (outbox idempotency depends on it), no sender or no recipient.
+    """
+    message_id = str(message.get("Message-ID", "")).strip()
+    if not message_id:
+        raise ValueError("message has no Message-ID; build it with office.messages.build_email")
+    senders = [addr for _, addr in getaddresses(_header_values(message, "Sender"))] or [
+        addr for _, addr in getaddresses(_header_values(message, "From"))
+    ]
+    if not senders or not senders[0]:
+        raise ValueError("message has no From address")
+    recipients = tuple(
+        addr
+        for name in ("To", "Cc", "Bcc")
+        for _, addr in getaddresses(_header_values(message, name))
+        if addr
+    )
+    if not recipients:
+        raise ValueError("message has no recipient")
+    return Envelope(message_id=message_id, sender=senders[0], recipients=recipients)
+
+
+def _header_values(message: EmailMessage, name: str) -> list[str]:
+    return [str(value) for value in message.get_all(name, [])]

@@ -1,0 +1,73 @@
+"""A mail transport that writes .eml files: the development and demo outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import email.policy
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from integrations.mail.base import MailRetryableError, envelope_of
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+    from types import TracebackType
+
+__all__ = ["FileMailer"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+class FileMailer:
+    """Writes each message to ``<message-id>.eml``; resending the same id overwrites it.
+
+    Files are written to a temporary name and renamed, so a reader never sees a
+    half-written message.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    async def __aenter__(self) -> FileMailer:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def path_for(self, message_id: str) -> Path:
+        """Where the message with this Message-ID is (or would be) written."""
+        stem = _UNSAFE.sub("_", message_id.strip().strip("<>")) or "_"
+        return self.directory / f"{stem}.eml"
+
+    async def send(self, message: EmailMessage) -> str:
+        """Write the message as CRLF bytes, as an SMTP server would receive it."""
+        envelope = envelope_of(message)
+        data = message.as_bytes(policy=email.policy.SMTP)
+        path = self.path_for(envelope.message_id)
+        try:
+            await asyncio.to_thread(_write_atomically, path, data)
+        except OSError as exc:
+            raise MailRetryableError("could not write the outbox file") from exc
+        return envelope.message_id
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
