@@ -1,0 +1,45 @@
+"""Small builders shared by the foundation tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from office.demo_data import seed_practice
+from office.signing import sign_webhook
+
+WEBHOOK_SECRET = "test-webhook-secret"
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+
+
+def signed_headers(body: bytes, *, at: int | None = None, key: str | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if at is None else at
+    headers = {
+        "X-Office-Timestamp": str(timestamp),
+        "X-Office-Signature": sign_webhook(WEBHOOK_SECRET, timestamp, body),
+        "Content-Type": "application/json",
+    }
+    if key:
+        headers["Idempotency-Key"] = key
+    return headers
+
+
+def seed_small(session: Session) -> None:
+    seed_practice(session, seed=7, now=NOW, patients=20, appointments=30)
+
+
+def booking(**fields: object) -> bytes:
+    payload: dict[str, object] = {
+        "event": "booked",
+        "external_id": "PM-1",
+        "patient_mrn": "MRN100003",
+        "provider_npi": "",
+        "location_id": 1,
+        "appointment_type": "follow-up",
+        "start": (NOW + timedelta(days=2)).isoformat(),
+    }
+    payload.update(fields)
+    return json.dumps(payload).encode()
