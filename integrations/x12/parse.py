@@ -41,6 +41,7 @@ from office.eligibility.types import (
 
 _NETWORK: dict[str, Network] = {"Y": "in", "N": "out", "W": "both"}
 _AUTHORIZATION = {"Y": True, "N": False}
+_EB_ELEMENTS = 14  # EB00 (the id) through EB13
 _PAYER_LEVEL, _PROVIDER_LEVEL, _SUBSCRIBER_LEVEL, _DEPENDENT_LEVEL = "20", "21", "22", "23"
 # IndexError/KeyError, ValueError, InvalidOperation/OverflowError: whatever a malformed
 # element could still provoke is translated at the boundary, never leaked.
@@ -80,24 +81,28 @@ class _BenefitDraft:
     aaa: list[Aaa] = field(default_factory=list)
 
     def build(self, separators: Separators) -> Benefit:
-        eb = self.eb
-        stcs = element(eb, 3)
-        repeats = stcs.split(separators.repetition) if separators.repetition else [stcs]
-        procedure = [part.strip() for part in element(eb, 13).split(separators.component)]
+        # One strip per element up front: this runs for every EB of every 271 parsed.
+        eb = [value.strip() for value in self.eb[:_EB_ELEMENTS]]
+        eb += [""] * (_EB_ELEMENTS - len(eb))
+        stcs = eb[3].split(separators.repetition) if separators.repetition else [eb[3]]
+        procedure = None
+        if eb[13]:
+            parts = [part.strip() for part in eb[13].split(separators.component)]
+            procedure = ":".join(parts) if any(parts) else None
         return Benefit(
-            code=element(eb, 1),
-            coverage_level=optional(eb, 2),
-            service_types=tuple(code.strip() for code in repeats if code.strip()),
-            insurance_type=optional(eb, 4),
-            plan_name=optional(eb, 5),
-            time_period=optional(eb, 6),
-            amount=parse_decimal(element(eb, 7)),
-            percent=parse_decimal(element(eb, 8)),
-            quantity_qualifier=optional(eb, 9),
-            quantity=parse_decimal(element(eb, 10)),
-            authorization_required=_AUTHORIZATION.get(element(eb, 11)),
-            network=_NETWORK.get(element(eb, 12), "unknown"),
-            procedure=":".join(procedure) if any(procedure) else None,
+            code=eb[1],
+            coverage_level=eb[2] or None,
+            service_types=tuple(code.strip() for code in stcs if code.strip()),
+            insurance_type=eb[4] or None,
+            plan_name=eb[5] or None,
+            time_period=eb[6] or None,
+            amount=parse_decimal(eb[7]),
+            percent=parse_decimal(eb[8]),
+            quantity_qualifier=eb[9] or None,
+            quantity=parse_decimal(eb[10]),
+            authorization_required=_AUTHORIZATION.get(eb[11]),
+            network=_NETWORK.get(eb[12], "unknown"),
+            procedure=procedure,
             messages=tuple(self.messages),
             dates=dict(self.dates),
             entities=tuple(self.entities),

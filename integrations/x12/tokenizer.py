@@ -94,18 +94,22 @@ def _starts_segment(line: str, element: str) -> bool:
 
 
 def _split_line_breaks(piece: str, element: str) -> list[str]:
-    """Recover from a lost terminator: a line that starts a segment is one; others are wraps."""
+    """Recover from a lost terminator: a line that starts a segment is one; others are wraps.
+
+    Fixed-record senders wrap long segments at any column, so a continuation keeps its
+    blanks and only the line break itself is dropped.
+    """
     lines = piece.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     out: list[str] = []
     for raw in lines:
-        line = raw.strip(_WHITESPACE)
+        line = raw.lstrip(_WHITESPACE)
         if not line:
             continue
         if out and not _starts_segment(line, element):
-            out[-1] += line
+            out[-1] += raw
         else:
             out.append(line)
-    return out
+    return [segment.rstrip(_WHITESPACE) for segment in out]
 
 
 def tokenize(data: bytes | str) -> tuple[Separators, list[list[str]]]:
