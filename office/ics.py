@@ -71,6 +71,8 @@ def build_ics(
     for name, value in (("start_utc", start_utc), ("end_utc", end_utc), ("dtstamp", dtstamp)):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"{name} must be timezone-aware")
+    # iCalendar times have whole-second resolution.
+    start_utc, end_utc = start_utc.replace(microsecond=0), end_utc.replace(microsecond=0)
     if end_utc <= start_utc:
         raise ValueError("end_utc must be after start_utc")
     if sequence < 0:
@@ -102,7 +104,7 @@ def build_ics(
     event = Event()
     event.add("uid", uid)
     event.add("sequence", sequence)
-    event.add("dtstamp", dtstamp.astimezone(ZoneInfo("UTC")))
+    event.add("dtstamp", dtstamp.astimezone(ZoneInfo("UTC")).replace(microsecond=0))
     event.add("dtstart", start)
     event.add("dtend", end)
     event.add("summary", summary)

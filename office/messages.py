@@ -88,14 +88,17 @@ def to_gsm7(text: str) -> str:
 
     Characters already in GSM-7 are kept; curly quotes, dashes and odd spaces
     become their plain look-alikes; accented letters lose the accent GSM-7 lacks
-    ("á" -> "a"); anything else becomes "?".
+    ("á" -> "a"); stray combining marks are dropped; anything else becomes "?".
     """
     out: list[str] = []
-    for char in text:
+    # NFC first, so "e" + combining acute becomes the GSM-7 "é" rather than "e?".
+    for char in unicodedata.normalize("NFC", text):
         if char in _GSM7_BASIC or char in _GSM7_EXTENSION:
             out.append(char)
         elif char in _GSM7_LOOKALIKES:
             out.append(_GSM7_LOOKALIKES[char])
+        elif unicodedata.combining(char):
+            continue
         else:
             folded = "".join(
                 part
