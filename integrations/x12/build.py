@@ -86,6 +86,8 @@ def _d8(value: date) -> str:
 
 
 def _amount(value: Decimal) -> str:
+    if not value.is_finite():
+        raise X12Error("cannot build X12: a scenario amount is not a finite number")
     return format(value, "f")
 
 
@@ -276,44 +278,61 @@ def build_270(
     return envelope.wrap("270", body)
 
 
-def _eb(*elements: str) -> Segment:
-    return ["EB", *elements]
+def _eb(
+    code: str,
+    *,
+    level: str = "IND",
+    stc: str = "30",
+    insurance: str = "",
+    plan: str = "",
+    period: str = "",
+    amount: str = "",
+    percent: str = "",
+    auth: str = "",
+    network: str = "",
+) -> Segment:
+    """An EB by element name; EB09/EB10 (quantities) are never sent by the simulator."""
+    return ["EB", code, level, stc, insurance, plan, period, amount, percent, "", "", auth, network]
 
 
 def _benefits(request: EligibilityRequest, scenario: Scenario) -> list[Segment]:
     insurance = _text(scenario.insurance_type, 3)
     plan = _text(scenario.plan_name, 50)
     if scenario.status == "inactive":
-        return [_eb("6", "IND", "30", insurance, plan)]
+        return [_eb("6", insurance=insurance, plan=plan)]
     visit = _clean(request.service_type) or "30"
     auth = "Y" if scenario.auth_required else ""
-    segments = [
-        _eb("1", "IND", "30", insurance, plan, "", "", "", "", "", auth if visit == "30" else "")
-    ]
+    segments = [_eb("1", insurance=insurance, plan=plan, auth=auth if visit == "30" else "")]
     if visit != "30":
-        segments.append(_eb("1", "IND", visit, insurance, plan, "", "", "", "", "", auth, "Y"))
+        segments.append(_eb("1", stc=visit, insurance=insurance, plan=plan, auth=auth, network="Y"))
     if scenario.auth_required:
         segments.append(["MSG", "PRIOR AUTHORIZATION REQUIRED"])
-    if scenario.copay is not None:
-        segments.append(
-            _eb("B", "IND", "98", insurance, "", "27", _amount(scenario.copay)) + [""] * 4 + ["Y"]
-        )
-    if scenario.copay_out_of_network is not None:
-        amount = _amount(scenario.copay_out_of_network)
-        segments.append(_eb("B", "IND", "98", insurance, "", "27", amount) + [""] * 4 + ["N"])
-    if scenario.deductible is not None:
-        amount = _amount(scenario.deductible)
-        segments.append(_eb("C", "IND", "30", insurance, "", "23", amount) + [""] * 4 + ["Y"])
-    if scenario.deductible_remaining is not None:
-        amount = _amount(scenario.deductible_remaining)
-        segments.append(_eb("C", "IND", "30", insurance, "", "29", amount) + [""] * 4 + ["Y"])
+    money = [
+        ("B", "98", "27", scenario.copay, "Y"),
+        ("B", "98", "27", scenario.copay_out_of_network, "N"),
+        ("C", "30", "23", scenario.deductible, "Y"),
+        ("C", "30", "29", scenario.deductible_remaining, "Y"),
+    ]
+    for code, stc, period, value, network in money:
+        if value is not None:
+            amount = _amount(value)
+            segments.append(
+                _eb(
+                    code,
+                    stc=stc,
+                    insurance=insurance,
+                    period=period,
+                    amount=amount,
+                    network=network,
+                )
+            )
     if scenario.coinsurance is not None:
         percent = _amount(scenario.coinsurance)
-        segments.append(_eb("A", "IND", "30", insurance, "", "", "", percent, "", "", "", "Y"))
+        segments.append(_eb("A", insurance=insurance, percent=percent, network="Y"))
     if scenario.pcp_npi:
         npi = _identifier(scenario.pcp_npi, "PCP NPI")
         segments += [
-            _eb("L"),
+            _eb("L", level="", stc=""),
             ["LS", "2120"],
             ["NM1", "P3", "2", _text(scenario.pcp_name, _NAME_LAST), "", "", "", "", "XX", npi],
             ["LE", "2120"],
@@ -323,7 +342,7 @@ def _benefits(request: EligibilityRequest, scenario: Scenario) -> list[Segment]:
         other_id = _identifier(scenario.other_payer_id, "other payer id", required=False)
         if other_id:
             payer += ["", "", "", "", "PI", other_id]
-        segments += [_eb("R", "IND", "30"), ["LS", "2120"], payer, ["LE", "2120"]]
+        segments += [_eb("R"), ["LS", "2120"], payer, ["LE", "2120"]]
     return segments
 
 
