@@ -113,7 +113,11 @@ def _split_line_breaks(piece: str, element: str) -> list[str]:
 
 
 def tokenize(data: bytes | str) -> tuple[Separators, list[list[str]]]:
-    """Split an interchange into segments, each a list of raw elements (element 0 is the id)."""
+    """Split an interchange into segments of elements (element 0 is the id).
+
+    Blanks and line breaks around segments are dropped; padding inside elements (the ISA's
+    fixed-width fields) is kept, so callers strip values they compare.
+    """
     text = _strip_preamble(_decode(data))
     separators = read_separators(text)
     element, terminator = separators.element, separators.segment
