@@ -54,6 +54,7 @@ _START_MAIL_INPUT = 354
 _COMPLETED = 250
 _NOT_SENT = "the SMTP connection failed before the message was sent"
 _UNTRUSTED = "the SMTP server's TLS certificate was not trusted"
+_WITHHELD = "[withheld: may contain the recipient address]"
 
 
 class SmtpMailer:
@@ -209,6 +210,7 @@ class SmtpMailer:
             try:
                 await smtp.rcpt(recipient)
             except SMTPRecipientRefused as exc:
+                _withhold_text(exc)
                 await self._reset(smtp)
                 if 500 <= exc.code < 600:
                     raise MailRecipientRejected(
@@ -221,6 +223,7 @@ class SmtpMailer:
                 self._drop()
                 raise MailRetryableError(_NOT_SENT) from exc
             except ValueError as exc:
+                exc.args = ("the address cannot be placed on an SMTP command line",)
                 await self._reset(smtp)
                 raise MailRecipientRejected(
                     f"recipient #{index} cannot be used in SMTP",
@@ -288,6 +291,13 @@ def _refusal(code: int, what: str) -> MailError:
     if 400 <= code < 500:
         return MailRetryableError(f"{what} (SMTP {code})", smtp_code=code)
     return MailPermanentError(f"{what} (SMTP {code})", smtp_code=code)
+
+
+def _withhold_text(exc: SMTPRecipientRefused) -> None:
+    """Blank the address and server text, which echoes it: Prefect logs the chained traceback."""
+    exc.message = _WITHHELD
+    exc.recipient = _WITHHELD
+    exc.args = (exc.code, _WITHHELD, _WITHHELD)
 
 
 def _certificate_failure(exc: BaseException) -> bool:
