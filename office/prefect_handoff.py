@@ -10,7 +10,10 @@ import asyncio
 import importlib
 import importlib.util
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,7 @@ __all__ = [
     "build_deployments",
     "dispatch_inbox",
     "load_specs",
+    "prefect_api",
     "run_demo_flows",
     "serve_all",
 ]
@@ -43,14 +47,40 @@ DEPLOYMENTS_FILE = REPO / "deployments" / "prefect.yaml"
 INTAKE_DEPLOYMENT = "process-inbox/intake"
 
 
-async def dispatch_inbox(inbox_id: int, attempt: int) -> str | None:
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """Use the configured Prefect API, or start one for this process and its flow runs.
+
+    Without PREFECT_API_URL every flow-run subprocess would start its own
+    temporary server; one shared server keeps runs fast and visible in one UI.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    if configured:
+        yield configured
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start(timeout=180)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
+
+
+async def dispatch_inbox(inbox_id: int, key: str) -> str | None:
     """Start the intake flow for a stored item; the key makes a double dispatch one run."""
     from prefect.deployments import arun_deployment
 
     run = await arun_deployment(
         INTAKE_DEPLOYMENT,
         parameters={"inbox_id": inbox_id},
-        idempotency_key=f"inbox-{inbox_id}-{attempt}",
+        idempotency_key=key,
         timeout=0,
     )
     return str(run.id)
@@ -99,7 +129,7 @@ def _load_flow(entrypoint: str) -> Any:
     return getattr(module, name)
 
 
-def build_deployments(timezone: str | None = None) -> list[Any]:
+async def build_deployments(timezone: str | None = None) -> list[Any]:
     """Every deployment in prefect.yaml as a runner deployment for `serve`."""
     from prefect.schedules import Cron
 
@@ -117,7 +147,7 @@ def build_deployments(timezone: str | None = None) -> list[Any]:
             for entry in spec.schedules
         ]
         deployments.append(
-            flow.to_deployment(
+            await flow.ato_deployment(
                 name=spec.name,
                 description=spec.description,
                 parameters=spec.parameters,
@@ -133,7 +163,7 @@ async def serve_all(timezone: str | None = None, *, limit: int = 8) -> None:
     """Serve every deployment in this process until cancelled."""
     from prefect import aserve
 
-    deployments = build_deployments(timezone)
+    deployments = await build_deployments(timezone)
     log.info("serving %d deployments", len(deployments))
     await aserve(*deployments, limit=limit, print_starting_message=False)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import time
 from datetime import timedelta
 
 import uvicorn
@@ -35,9 +37,12 @@ async def sweep_once(factory: object, dispatcher: Dispatcher) -> int:
             return [(i, session.get_one(InboxItem, i).attempts) for i in ids]
 
     handed = 0
+    # A new key per sweep window: a run that was created but never ran (its server
+    # went away) must not swallow the retry.
+    window = int(time.time() // 600)
     for inbox_id, attempts in await asyncio.to_thread(due):
         try:
-            await dispatcher(inbox_id, attempts)
+            await dispatcher(inbox_id, f"inbox-{inbox_id}-{attempts}-sweep-{window}")
             handed += 1
         except Exception:
             log.warning("sweeper: inbox %s still pending; Prefect unreachable", inbox_id)
@@ -46,6 +51,7 @@ async def sweep_once(factory: object, dispatcher: Dispatcher) -> int:
 
 
 async def sweep_forever(factory: object, dispatcher: Dispatcher, interval: float = 60.0) -> None:
+    await asyncio.sleep(interval / 2)  # let the deployments register first
     while True:
         with contextlib.suppress(Exception):
             count = await sweep_once(factory, dispatcher)
@@ -55,7 +61,12 @@ async def sweep_forever(factory: object, dispatcher: Dispatcher, interval: float
 
 
 def run_server(settings: Settings, *, host: str, port: int, console: Console) -> None:
-    asyncio.run(_serve(settings, host=host, port=port, console=console))
+    from office.prefect_handoff import prefect_api
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with prefect_api() as api_url:
+        console.print(f"Prefect API at {api_url}")
+        asyncio.run(_serve(settings, host=host, port=port, console=console))
 
 
 async def _serve(settings: Settings, *, host: str, port: int, console: Console) -> None:

@@ -28,8 +28,8 @@ __all__ = ["MAX_BODY_BYTES", "Dispatcher", "create_app"]
 MAX_BODY_BYTES = 1024 * 1024
 _SOURCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
-# Hands a stored item to whatever processes it; returns a run id, or raises.
-Dispatcher = Callable[[int, int], Awaitable[str | None]]
+# Hands a stored item (id, dedupe key) to whatever processes it; returns a run id, or raises.
+Dispatcher = Callable[[int, str], Awaitable[str | None]]
 
 log = logging.getLogger("office.web")
 
@@ -104,7 +104,7 @@ def create_app(
         run_id = None
         if dispatcher is not None:
             try:
-                run_id = await dispatcher(inbox_id, attempts)
+                run_id = await dispatcher(inbox_id, f"inbox-{inbox_id}-{attempts}")
             except Exception:
                 # Stored is what we promised; the sweeper dispatches it later.
                 log.warning("inbox %s stored; dispatch deferred to the sweeper", inbox_id)

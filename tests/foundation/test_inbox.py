@@ -23,6 +23,7 @@ from office.models import (
     InboxStatus,
     Patient,
     Provider,
+    utcnow,
 )
 from office.settings import Settings
 from tests.foundation.helpers import NOW, booking, seed_small
@@ -160,3 +161,30 @@ def test_sweeper_finds_only_stale_untried_pending_items(seeded: sessionmaker[Ses
     with seeded() as session:
         assert due_for_sweep(session, now=NOW) == [fresh]
         assert due_for_sweep(session, now=NOW + timedelta(minutes=20)) == [fresh, tried.id]
+
+
+def test_sweeper_hands_over_what_is_pending_and_survives_prefect_down(
+    seeded: sessionmaker[Session],
+) -> None:
+    import asyncio
+
+    from office.serve import sweep_once
+
+    item_id = store(seeded, b"{}", "stale")
+    with transaction(seeded) as session:
+        session.get_one(InboxItem, item_id).received_at = utcnow() - timedelta(hours=1)
+    handed: list[tuple[int, str]] = []
+
+    async def up(inbox_id: int, key: str) -> str:
+        handed.append((inbox_id, key))
+        return "run"
+
+    async def down(inbox_id: int, key: str) -> str:
+        raise ConnectionError("no API")
+
+    assert asyncio.run(sweep_once(seeded, down)) == 0
+    with seeded() as session:
+        assert session.get_one(InboxItem, item_id).status is InboxStatus.PENDING
+    assert asyncio.run(sweep_once(seeded, up)) == 1
+    assert handed[0][0] == item_id
+    assert handed[0][1].startswith(f"inbox-{item_id}-0-sweep-")

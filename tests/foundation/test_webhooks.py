@@ -1,4 +1,4 @@
-"""POST /webhooks/{source}: every case answers the right status and stores exactly what it should."""
+"""POST /webhooks/{source}: each case answers the right status and stores exactly what it should."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import hashlib
 import time
 from collections.abc import AsyncIterator
 
-import pytest
 import httpx
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +20,7 @@ BODY = b'{"event": "booked", "external_id": "PM-7"}'
 
 
 @pytest.fixture
-def dispatched() -> list[tuple[int, int]]:
+def dispatched() -> list[tuple[int, str]]:
     return []
 
 
@@ -39,13 +39,13 @@ def asgi_client(app: object) -> httpx.AsyncClient:
 
 @pytest.fixture
 async def client(
-    settings: Settings, factory: sessionmaker[Session], dispatched: list[tuple[int, int]]
+    settings: Settings, factory: sessionmaker[Session], dispatched: list[tuple[int, str]]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async def dispatcher(inbox_id: int, attempt: int) -> str:
+    async def dispatcher(inbox_id: int, key: str) -> str:
         # The payload must already be stored when the flow is asked to run.
         with factory() as session:
             assert session.get(InboxItem, inbox_id) is not None
-        dispatched.append((inbox_id, attempt))
+        dispatched.append((inbox_id, key))
         return "run-1"
 
     async with asgi_client(create_app(settings, factory, dispatcher=dispatcher)) as test_client:
@@ -58,7 +58,7 @@ def stored(factory: sessionmaker[Session]) -> list[InboxItem]:
 
 
 async def test_good_webhook_is_stored_then_accepted(
-    client: httpx.AsyncClient, factory: sessionmaker[Session], dispatched: list[tuple[int, int]]
+    client: httpx.AsyncClient, factory: sessionmaker[Session], dispatched: list[tuple[int, str]]
 ) -> None:
     response = await client.post(
         "/webhooks/bookings", content=BODY, headers=signed_headers(BODY, key="k1")
@@ -70,7 +70,7 @@ async def test_good_webhook_is_stored_then_accepted(
     assert item.source == "webhook:bookings"
     assert item.idempotency_key == "k1"
     assert item.status is InboxStatus.PENDING
-    assert dispatched == [(item.id, 0)]
+    assert dispatched == [(item.id, f"inbox-{item.id}-0")]
 
 
 async def test_bad_signature_is_refused_and_nothing_stored(
@@ -133,7 +133,7 @@ async def test_body_of_exactly_one_mib_is_accepted(
 
 
 async def test_repeated_key_gives_2xx_and_no_second_record(
-    client: httpx.AsyncClient, factory: sessionmaker[Session], dispatched: list[tuple[int, int]]
+    client: httpx.AsyncClient, factory: sessionmaker[Session], dispatched: list[tuple[int, str]]
 ) -> None:
     first = await client.post(
         "/webhooks/bookings", content=BODY, headers=signed_headers(BODY, key="same")
@@ -173,7 +173,7 @@ async def test_same_key_from_two_sources_is_two_records(
 async def test_dispatch_failure_still_accepts_and_leaves_it_pending(
     settings: Settings, factory: sessionmaker[Session]
 ) -> None:
-    async def down(inbox_id: int, attempt: int) -> str:
+    async def down(inbox_id: int, key: str) -> str:
         raise ConnectionError("prefect is down")
 
     async with asgi_client(create_app(settings, factory, dispatcher=down)) as test_client:
