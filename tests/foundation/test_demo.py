@@ -1,0 +1,88 @@
+"""`office demo`, the README's first command, run twice in a fresh OFFICE_HOME."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from office.db import make_engine, make_sessionmaker
+from office.models import Appointment, Location, Patient, Staff, StaffStatus, utcnow
+
+
+def run_demo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFICE_", "PREFECT_"))}
+    env["OFFICE_HOME"] = str(home)
+    env["COLUMNS"] = "160"
+    return subprocess.run(
+        [sys.executable, "-m", "office", "demo", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_demo_twice_is_safe_and_reports(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    outputs = []
+    for _ in range(2):
+        done = run_demo(home)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr
+        outputs.append(done.stdout)
+    for output in outputs:
+        assert "What each flow did" in output
+        assert "Open work items by kind" in output
+        assert "Where the time went" in output
+        assert "Prefect API start" in output
+
+    engine = make_engine(f"sqlite:///{home / 'office.db'}")
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) >= 200
+        assert session.scalar(select(func.count()).select_from(Appointment)) >= 400
+        zones = set(session.scalars(select(Location.timezone)))
+        assert len(session.scalars(select(Location)).all()) >= 3
+        assert len(zones) >= 2
+        assert session.scalar(select(func.count()).select_from(Staff)) >= 10
+        next_week = utcnow().date() + timedelta(days=7)
+        hires = session.scalars(select(Staff).where(Staff.status == StaffStatus.PENDING)).all()
+        assert len(hires) == 2
+        assert all(utcnow().date() < h.start_date <= next_week for h in hires)
+        starts = session.scalars(select(Appointment.start_at)).all()
+        assert max(starts) <= utcnow() + timedelta(days=14)
+        surnames = set(session.scalars(select(Patient.last_name)))
+    engine.dispose()
+    # The summary is counts only: no patient's name reaches the terminal.
+    assert not any(f" {name} " in outputs[1] for name in surnames)
+
+
+def test_seed_only_runs_no_flow(tmp_path: Path) -> None:
+    done = run_demo(tmp_path / "home", "--seed-only")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "What each flow did" not in done.stdout
+    assert "demo practice: 220 patients" in done.stdout
+
+
+def test_demo_refuses_a_database_holding_a_real_practice(tmp_path: Path) -> None:
+    from office.db import transaction
+    from office.migrate import upgrade
+    from office.models import Practice
+
+    home = tmp_path / "home"
+    engine = make_engine(f"sqlite:///{home / 'office.db'}")
+    upgrade(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.add(Practice(name="Real Clinic"))
+    engine.dispose()
+    done = run_demo(home, "--seed-only")
+    assert done.returncode == 1
+    assert "not the demo" in done.stderr
+    assert "Traceback" not in done.stderr
