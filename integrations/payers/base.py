@@ -1,0 +1,311 @@
+"""The payer adapter contract, its error tree, and what every adapter shares at its boundary.
+
+Errors are split by what the caller may do next, so a Prefect ``retry_condition_fn``
+can retry exactly the retryable branch::
+
+    PayerError
+    ├── PayerRetryableError     no answer about the patient yet: timeout, connect error,
+    │                           HTTP 5xx, 429 (``retry_after`` from Retry-After), 408,
+    │                           payer-level AAA (2000A/2100A) that means "try later"
+    │                           (42, 80, and 04 by the office's AAA table)
+    └── PayerFinalError         sending the same request again cannot help
+        ├── PayerRejected       the clearinghouse refused the request: any other 4xx
+        │                       without AAA, an unknown payer id, a 270 that cannot be
+        │                       built from the request
+        ├── PayerResponseInvalid  an answer came back but cannot be read (malformed 271
+        │                       or JSON); ``.raw`` keeps the text so it can be stored
+        └── PayerConfigError    unknown adapter name or missing/invalid adapter settings
+
+Every error may carry ``status_code``, the AAA it was raised for (``aaa``) and the raw
+answer (``raw``) for the caller to store; messages carry HTTP statuses, AAA codes and
+setting names, never payload text, member data or URLs.
+
+Decision on AAA: an AAA about the patient (2100C/2100D: 72, 73, 75, ...) or about the
+provider (2100B: 41, 43, 44, 50, 51, 79, ...; payer-level 79/T4/41) is an *answer*, not a
+failure. The adapter returns it as a normal ``EligibilityResult`` with status
+``unverified`` and the AAA list, so the caller stores the raw 271 and opens the matching
+work item ("fix patient data", "provider setup") from ``overall_action(result.aaa)``.
+Only an AAA that says the payer could not answer now raises, as ``PayerRetryableError``,
+because that is the one case where the same request should simply be sent again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+import httpx
+
+from integrations.x12 import X12Error, parse_271
+from office.eligibility.types import Aaa, AaaAction, EligibilityRequest, EligibilityResult
+
+__all__ = [
+    "PAYER_LOOPS",
+    "ControlNumbers",
+    "PayerAdapter",
+    "PayerConfigError",
+    "PayerError",
+    "PayerFinalError",
+    "PayerRejected",
+    "PayerResponse",
+    "PayerResponseInvalid",
+    "PayerRetryableError",
+    "error_for_status",
+    "parse_retry_after",
+    "pick_result",
+    "raise_for_payer_aaa",
+    "response_from_271",
+    "secret_setting",
+    "setting",
+    "translate_transport_error",
+]
+
+PAYER_LOOPS = frozenset({"2000A", "2100A"})
+_MAX_CONTROL = 999_999_999
+
+
+class PayerError(Exception):
+    """Root of every payer adapter failure; vendor exceptions are chained as __cause__."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        aaa: tuple[Aaa, ...] = (),
+        raw: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.aaa = aaa
+        self.raw = raw
+
+
+class PayerRetryableError(PayerError):
+    """No answer about the patient yet; the same request may be sent again later."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+        aaa: tuple[Aaa, ...] = (),
+        raw: str | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, aaa=aaa, raw=raw)
+        self.retry_after = retry_after
+
+
+class PayerFinalError(PayerError):
+    """Sending the same request again cannot succeed; something must change first."""
+
+
+class PayerRejected(PayerFinalError):
+    """The clearinghouse or payer refused the request itself."""
+
+
+class PayerResponseInvalid(PayerFinalError):
+    """The answer could not be read; `raw` keeps it so the caller can store it."""
+
+    raw: str
+
+    def __init__(self, message: str, *, raw: str, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code, raw=raw)
+
+
+class PayerConfigError(PayerFinalError):
+    """The adapter name is unknown, or its settings are missing or invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class PayerResponse:
+    """One answer: the normalized result and the raw text the caller stores beside it."""
+
+    result: EligibilityResult
+    raw: str
+    raw_format: Literal["x12", "json"]
+
+
+@runtime_checkable
+class PayerAdapter(Protocol):
+    """Asks one payer (directly or through a clearinghouse) about one patient."""
+
+    name: ClassVar[str]
+
+    async def check(self, request: EligibilityRequest) -> PayerResponse:
+        """Send one inquiry and return the payer's answer about the requested patient.
+
+        Raises:
+            PayerRetryableError, PayerRejected, PayerResponseInvalid, PayerConfigError:
+                see the tree above; nothing else escapes an adapter.
+        """
+        ...
+
+
+class ControlNumbers:
+    """Interchange control numbers for one adapter: a counter from a random or given start.
+
+    ``next()`` on an ``itertools.count`` runs without yielding to the event loop, so tasks
+    sharing one adapter never draw the same number.
+    """
+
+    def __init__(self, start: int | None = None) -> None:
+        if start is None:
+            start = 100_000_000 + secrets.randbelow(_MAX_CONTROL - 100_000_000)
+        if not 1 <= start <= _MAX_CONTROL:
+            raise PayerConfigError("setting 'control_start' must be 1..999999999")
+        self._counter = itertools.count(start - 1)
+
+    def next(self) -> int:
+        """The next number, wrapping from 999999999 back to 1 as ISA13 requires."""
+        return next(self._counter) % _MAX_CONTROL + 1
+
+
+def setting(
+    config: Mapping[str, Any], adapter: str, key: str, kind: type, default: Any = None
+) -> Any:
+    """Read one adapter setting, checking its type; a missing one with no default is an error.
+
+    Messages name the adapter and the key, never the value (it may be a secret).
+    """
+    value = config.get(key, default)
+    if value is None:
+        if default is None and key not in config:
+            raise PayerConfigError(f"payer adapter {adapter!r} needs setting {key!r}")
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PayerConfigError(
+            f"payer adapter {adapter!r}: setting {key!r} must be {kind.__name__}"
+        )
+    return value
+
+
+def secret_setting(config: Mapping[str, Any], adapter: str, key: str) -> str:
+    """A required secret, given as a string or as anything with ``get_secret_value()``."""
+    value = config.get(key)
+    reveal = getattr(value, "get_secret_value", None)
+    if callable(reveal):
+        value = reveal()
+    if not isinstance(value, str) or not value:
+        raise PayerConfigError(f"payer adapter {adapter!r} needs setting {key!r} (a string)")
+    return value
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def translate_transport_error(exc: httpx.HTTPError | httpx.InvalidURL) -> PayerError:
+    """The payer error for an httpx failure; the caller raises it ``from exc``."""
+    if isinstance(exc, httpx.TimeoutException):
+        return PayerRetryableError(f"payer did not answer in time ({type(exc).__name__})")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return PayerConfigError("payer endpoint URL is not usable")
+    if isinstance(exc, httpx.DecodingError):
+        return PayerResponseInvalid("payer answer has an undecodable content encoding", raw="")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return PayerRejected("payer endpoint redirected too many times")
+    # Connect, read, write, protocol and proxy failures: the exchange broke, not the request.
+    return PayerRetryableError(f"payer exchange failed ({type(exc).__name__})")
+
+
+def error_for_status(response: httpx.Response, raw: str) -> PayerError | None:
+    """The error an HTTP status means before the body is read, or None for a 2xx.
+
+    4xx other than 408/429 are returned as `PayerRejected`; adapters that find AAA in
+    a 4xx body read those first and only fall back to this.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    if status == 429 or status == 408 or status >= 500:
+        reason = "rate limited" if status == 429 else "unavailable"
+        return PayerRetryableError(
+            f"payer {reason} (HTTP {status})",
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+            status_code=status,
+        )
+    if 400 <= status < 500:
+        return PayerRejected(f"payer refused the request (HTTP {status})", status_code=status)
+    return PayerResponseInvalid(f"unexpected HTTP status {status}", raw=raw, status_code=status)
+
+
+def pick_result(results: list[EligibilityResult], trace: str) -> EligibilityResult:
+    """The patient loop answering our trace, else the first one."""
+    for result in results:
+        if result.trace == trace:
+            return result
+    return results[0]
+
+
+def raise_for_payer_aaa(
+    result: EligibilityResult,
+    raw: str,
+    *,
+    retry_after: float | None = None,
+    status_code: int | None = None,
+) -> None:
+    """Raise `PayerRetryableError` when the payer itself said it cannot answer now."""
+    retry = tuple(
+        aaa for aaa in result.aaa if aaa.loop in PAYER_LOOPS and aaa.action is AaaAction.RETRY_LATER
+    )
+    if retry:
+        codes = ",".join(sorted({aaa.code for aaa in retry}))
+        raise PayerRetryableError(
+            f"payer cannot answer now (AAA {codes})",
+            retry_after=retry_after,
+            status_code=status_code,
+            aaa=result.aaa,
+            raw=raw,
+        )
+
+
+def response_from_271(
+    request: EligibilityRequest, raw: str, *, status_code: int | None = None
+) -> PayerResponse:
+    """Read a 271 answer to `request` the way every X12-speaking adapter must.
+
+    Raises:
+        PayerResponseInvalid: The text is not a readable 271 or names no patient.
+        PayerRetryableError: A payer-level AAA asks to try again later.
+    """
+    try:
+        results = parse_271(raw, service_type=request.service_type)
+    except X12Error as exc:
+        raise PayerResponseInvalid(
+            f"unreadable 271: {exc}", raw=raw, status_code=status_code
+        ) from exc
+    except Exception as exc:
+        # The codec promises X12Error only; foreign input must still never escape untyped.
+        raise PayerResponseInvalid(
+            f"unreadable 271 ({type(exc).__name__})", raw=raw, status_code=status_code
+        ) from exc
+    if not results:
+        raise PayerResponseInvalid("271 holds no answer", raw=raw, status_code=status_code)
+    result = pick_result(results, request.trace)
+    raise_for_payer_aaa(result, raw, status_code=status_code)
+    return PayerResponse(result=result, raw=raw, raw_format="x12")
