@@ -1,0 +1,174 @@
+"""Appointment reminders as Prefect flows: a table of contents over `office.reminders.service`.
+
+Tasks take ids and instants only, return counts, and never cache or persist
+results: the messages they build carry PHI. One task sends one batch (up to
+`BATCH_SIZE` messages over one SMTP connection), not one message, so a run of
+thousands costs a handful of task runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from flows.runtime import office
+from integrations.mail import MailRetryableError
+from integrations.sms import SmsRetryableError
+from office.db import transaction
+from office.models import utcnow
+from office.reminders.service import (
+    DeliveryDeferred,
+    Tally,
+    channels_from_settings,
+    due_outbox_ids,
+    enqueue_due,
+    enqueue_notices,
+    reconcile_interrupted,
+    send_batch,
+)
+
+__all__ = ["BATCH_SIZE", "LATE_AFTER", "send_appointment_notices", "send_reminders"]
+
+BATCH_SIZE = 250
+LATE_AFTER = timedelta(minutes=15)
+
+
+def _retryable(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a batch only when the transport said "not now"; never after an ambiguous send."""
+    return isinstance(state.data, (DeliveryDeferred, MailRetryableError, SmsRetryableError))
+
+
+@task(name="settle-interrupted-sends", cache_policy=NO_CACHE, persist_result=False)
+def settle_interrupted(now: datetime) -> dict[str, int]:
+    """Resolve messages a killed run left in "sending" (resend if the transport allows)."""
+    settings = office().settings
+    return reconcile_interrupted(
+        office().factory,
+        now=now,
+        mail_resend_safe=settings.mailer == "file",
+        sms_resend_safe=settings.sms == "file",
+    ).to_dict()
+
+
+@task(name="record-due-reminders", cache_policy=NO_CACHE, persist_result=False)
+def record_due(now: datetime) -> dict[str, int]:
+    """Write every reminder whose time has come to the outbox: pending, or skipped with why."""
+    return enqueue_due(office().factory, now=now).to_dict()
+
+
+@task(name="record-appointment-notices", cache_policy=NO_CACHE, persist_result=False)
+def record_notices(appointment_id: int, now: datetime) -> dict[str, int]:
+    """Queue the confirmation, reschedule or cancellation notice this appointment needs."""
+    with transaction(office().factory) as session:
+        return enqueue_notices(session, appointment_id, now=now).to_dict()
+
+
+@task(name="find-due-messages", cache_policy=NO_CACHE, persist_result=False)
+def find_due(now: datetime, appointment_id: int | None = None) -> list[int]:
+    """Outbox ids ready to send, oldest first."""
+    return due_outbox_ids(office().factory, now=now, appointment_id=appointment_id)
+
+
+@task(
+    name="send-batch",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_condition_fn=_retryable,
+)
+async def send_messages(outbox_ids: list[int], now: datetime) -> dict[str, int]:
+    """Send one batch over one connection; a retry skips whatever was already settled."""
+    current = office()
+    tally = await send_batch(
+        current.factory,
+        current.settings,
+        outbox_ids,
+        now=now,
+        channels=channels_from_settings(current.settings),
+    )
+    get_run_logger().info(
+        "batch of %d: %d sent, %d skipped or withdrawn, %d need a person",
+        len(outbox_ids),
+        tally.total("sent"),
+        tally.total("skipped") + tally.total("withdrawn"),
+        tally.total("failed") + tally.total("unknown"),
+    )
+    return tally.to_dict()
+
+
+def _clock(now: datetime | None) -> tuple[datetime, bool]:
+    """The instant this run computes from, and whether the run started late.
+
+    Late scheduled runs all execute when a worker comes back (Prefect has no
+    catch-up switch); each uses the real clock, so none sends what was due hours
+    ago as if it were now, and the outbox keys make the pile-up harmless.
+    """
+    if now is not None:
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be timezone-aware")
+        return now.astimezone(UTC), False
+    from prefect.runtime import flow_run
+
+    real = utcnow()
+    scheduled = flow_run.scheduled_start_time
+    late = scheduled is not None and real - scheduled > LATE_AFTER
+    if late:
+        get_run_logger().warning(
+            "run started %d minutes after its scheduled time; computing from the real clock",
+            int((real - scheduled).total_seconds() // 60),
+        )
+    return real, late
+
+
+def _batches(ids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(ids[index : index + size]) for index in range(0, len(ids), size)]
+
+
+async def _publish(tally: Tally, key: str, description: str) -> None:
+    rows = tally.rows() or [{"kind": "-", "channel": "-", "outcome": "nothing due", "count": 0}]
+    await acreate_table_artifact(table=rows, key=key, description=description)
+
+
+@flow(name="send-reminders", persist_result=False)
+async def send_reminders(now: datetime | None = None) -> dict[str, int]:
+    """Send every reminder that is due, each exactly once; runs every 15 minutes.
+
+    Args:
+        now: The instant to compute from; leave empty for the real clock (tests
+            and replays pass one).
+    """
+    moment, late = _clock(now)
+    tally = Tally()
+    tally.merge(settle_interrupted(moment))
+    tally.merge(record_due(moment))
+    for batch in _batches(find_due(moment), BATCH_SIZE):
+        tally.merge(await send_messages(batch, moment))
+    await _publish(tally, "reminder-run", "Reminder messages by kind, channel and outcome")
+    return {**tally.flat(), "late_run": int(late)}
+
+
+@flow(
+    name="send-appointment-notices",
+    flow_run_name="notices-{appointment_id}",
+    persist_result=False,
+)
+async def send_appointment_notices(appointment_id: int) -> dict[str, int]:
+    """Send the booking confirmation, reschedule or cancellation notice for one appointment.
+
+    Args:
+        appointment_id: The appointment that was booked, moved or cancelled.
+    """
+    moment = utcnow()
+    tally = Tally().merge(record_notices(appointment_id, moment))
+    ids = find_due(moment, appointment_id)
+    if ids:
+        tally.merge(await send_messages(ids, moment))
+    await _publish(tally, "appointment-notices", "Appointment notices by kind, channel and outcome")
+    return tally.flat()
