@@ -170,15 +170,15 @@ class ControlNumbers:
 def setting(
     config: Mapping[str, Any], adapter: str, key: str, kind: type, default: Any = None
 ) -> Any:
-    """Read one adapter setting, checking its type; a missing one with no default is an error.
+    """Read one adapter setting, checking its type; missing (or null) with no default is an error.
 
     Messages name the adapter and the key, never the value (it may be a secret).
     """
-    value = config.get(key, default)
+    value = config.get(key)
     if value is None:
-        if default is None and key not in config:
+        if default is None:
             raise PayerConfigError(f"payer adapter {adapter!r} needs setting {key!r}")
-        return None
+        return default
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

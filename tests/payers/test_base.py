@@ -133,7 +133,7 @@ def test_pick_result_prefers_our_trace_else_the_first() -> None:
         ({"k": "v"}, str, None, "v"),
         ({}, str, "d", "d"),
         ({"k": 3}, float, 0.0, 3.0),
-        ({"k": None}, str, None, None),
+        ({"k": None}, str, "d", "d"),
     ],
 )
 def test_setting_reads_typed_values(
@@ -142,7 +142,7 @@ def test_setting_reads_typed_values(
     assert setting(config, "demo", "k", kind, default) == expected
 
 
-@pytest.mark.parametrize("config", [{}, {"k": 5}, {"k": True}, {"k": ["hunter2"]}])
+@pytest.mark.parametrize("config", [{}, {"k": None}, {"k": 5}, {"k": True}, {"k": ["hunter2"]}])
 def test_setting_errors_name_the_key_never_the_value(config: dict[str, Any]) -> None:
     with pytest.raises(PayerConfigError, match="'k'") as caught:
         setting(config, "demo", "k", str)

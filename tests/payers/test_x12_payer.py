@@ -304,6 +304,7 @@ def test_a_secret_str_auth_value_is_accepted() -> None:
     ("settings", "named"),
     [
         ({}, "url"),
+        ({"url": None}, "url"),
         ({"url": 5}, "url"),
         ({"url": "ftp://clearinghouse.test"}, "url"),
         ({"url": URL, "mode": "soap"}, "mode"),
