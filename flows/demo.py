@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
+from flows.eligibility import verify_eligibility
 from flows.intake import process_inbox
+from flows.reminders import send_reminders
 from flows.runtime import office
 from office.models import InboxItem, InboxStatus
 
@@ -20,31 +23,50 @@ if TYPE_CHECKING:
 
 __all__ = ["run_all"]
 
+# The demo checks every visit it booked, not only the next three days.
+DEMO_DAYS_AHEAD = 14
+
 
 async def run_all(*, now: datetime, console: Console, timings: Timings) -> list[FlowReport]:
-    from office.demo import FlowReport
-
+    """Start the API, then each flow in the order an office day runs them."""
     with console.status("starting the Prefect API"), timings.step("Prefect API start"):
         async with get_client() as client:
             await client.api_healthcheck()
 
+    steps: list[tuple[str, Callable[[], Awaitable[dict[str, int]]]]] = [
+        ("process-inbox", _process_pending_inbox),
+        ("verify-eligibility", lambda: verify_eligibility(days_ahead=DEMO_DAYS_AHEAD, now=now)),
+        ("send-reminders", lambda: send_reminders(now=now)),
+    ]
     reports = []
-    with office().factory() as session:
-        pending = list(
-            session.scalars(
-                select(InboxItem.id)
-                .where(InboxItem.status == InboxStatus.PENDING)
-                .order_by(InboxItem.id)
-            )
-        )
-    started = time.perf_counter()
-    counts: dict[str, int] = {}
-    with console.status("process-inbox: stored webhooks"):
-        for inbox_id in pending:
-            outcome = await process_inbox(inbox_id)
-            key = str(outcome["status"])
-            counts[key] = counts.get(key, 0) + 1
-    reports.append(FlowReport("process-inbox", time.perf_counter() - started, counts))
-    timings.add("flow process-inbox", reports[-1].seconds)
-    del now
+    for name, step in steps:
+        with console.status(f"running {name}"):
+            started = time.perf_counter()
+            counts = await step()
+            seconds = time.perf_counter() - started
+        timings.add(f"flow {name}", seconds)
+        reports.append(_report(name, seconds, counts))
+        console.print(f"[green]✓[/green] {name} ({seconds:.1f} s)")
     return reports
+
+
+async def _process_pending_inbox() -> dict[str, int]:
+    """The demo's stored webhooks, one intake flow run each, as `office serve` would."""
+    with office().factory() as session:
+        pending = session.scalars(
+            select(InboxItem.id)
+            .where(InboxItem.status == InboxStatus.PENDING)
+            .order_by(InboxItem.id)
+        ).all()
+    counts: dict[str, int] = {}
+    for inbox_id in pending:
+        outcome = await process_inbox(inbox_id)
+        key = str(outcome["status"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def _report(name: str, seconds: float, counts: dict[str, int]) -> FlowReport:
+    from office.demo import FlowReport
+
+    return FlowReport(name, seconds, {k: v for k, v in counts.items() if v})

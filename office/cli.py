@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from office.cli_reminders import reminders_app
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
@@ -45,6 +46,7 @@ inbox_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(reminders_app, name="reminders")
 
 
 class CliError(Exception):
@@ -137,6 +139,7 @@ def serve(
 
     settings = _settings()
     settings.require_webhook_secret()
+    settings.require_secret_key()
     with _database(settings) as factory:
         _require_schema(factory)
     run_server(settings, host=host, port=port, console=console)

@@ -145,11 +145,11 @@ LOCATIONS = (
 # (name, payer id, sandbox fault profile)
 PAYERS = (
     ("Prairie Health Plan", "PRAIRIE", {"inactive_rate": 0.03, "auth_rate": 0.05}),
-    ("Summit Mutual", "SUMMIT", {"aaa42_rate": 0.05, "deductible_high_rate": 0.3}),
-    ("Lakeshore HMO", "LAKEHMO", {"insurance_type": "HM", "not_found_rate": 0.05}),
-    ("Great Plains Medicaid", "GPMCD", {"insurance_type": "MC", "other_payer_rate": 0.08}),
+    ("Summit Mutual", "SUMMIT", {"aaa42_rate": 0.05, "invalid_member_rate": 0.03}),
+    ("Lakeshore HMO", "LAKEHMO", {"not_found_rate": 0.05, "auth_rate": 0.05}),
+    ("Great Plains Medicaid", "GPMCD", {"other_payer_rate": 0.08, "inactive_rate": 0.05}),
     ("Rocky Mountain Blue", "RMBLUE", {"corrected_rate": 0.05, "timeout_rate": 0.03}),
-    ("Medicare Part B (demo)", "MEDB", {"insurance_type": "MB"}),
+    ("Medicare Part B (demo)", "MEDB", {"other_payer_rate": 0.1}),
 )
 
 # (code, name, minutes, service type, sensitive)
@@ -337,7 +337,8 @@ def _coverage(
         rank=rank,
         effective_from=date(today.year, 1, 1),
         relationship_code=relationship,
-        copay_on_file=Decimal(rng.choice((10, 20, 25, 30, 40))),
+        # Known for a few patients only; a check that disagrees raises copay_changed.
+        copay_on_file=Decimal(rng.choice((20, 25, 30))) if rng.random() < 0.1 else None,
     )
     if relationship != "18":
         coverage.subscriber_first_name = rng.choice(FIRST)

@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     clearinghouse_auth: SecretStr | None = None
     payer_concurrency: int = Field(default=10, ge=1, le=500)
     payer_rate_per_second: float = Field(default=20.0, gt=0)
-    deductible_alert_threshold: int = Field(default=500, ge=0)
+    deductible_alert_threshold: int = Field(default=1000, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -1,4 +1,5 @@
-"""The web intake: signed webhooks in, stored first, handed to Prefect after.
+"""The web app: signed webhooks in (stored first, handed to Prefect after), and the
+confirm/cancel pages patients reach from their reminders.
 
 `create_app` is the only way in; it does no work at import time. A payload is
 in the inbox before the sender hears 202, and a pending item never depends on
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from office.db import transaction
 from office.ledgers import store_inbound
+from office.links_web import link_router
 from office.settings import Settings
 from office.signing import verify_webhook
 
@@ -49,6 +51,7 @@ def create_app(
     app = FastAPI(title="officeflows intake", docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.factory = factory
+    app.include_router(link_router(settings, factory))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

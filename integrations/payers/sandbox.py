@@ -121,7 +121,9 @@ def choose_scenario(request: EligibilityRequest, profile: SandboxProfile) -> Sce
     deductible = Decimal(rng.choice(_DEDUCTIBLES))
     remaining = (deductible * (1 - rng.choice(_MET_FRACTIONS))).quantize(Decimal("1"))
     coinsurance = rng.choice(_COINSURANCE)
-    pcp = _npi(rng)
+    # Most HMO members see the PCP they chose, so the requesting provider usually is it.
+    sees_own_pcp = rng.random() < 0.8
+    pcp = request.provider_npi if sees_own_pcp else _npi(rng)
     other_name, other_id = rng.choice(_OTHER_PAYERS)
     aaa: tuple[tuple[str, str, str], ...] = ()
     if not_found:
