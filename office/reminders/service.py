@@ -6,12 +6,13 @@ A message's life, all in the `outbox` table::
                  \\--> skipped (reason)     \\--> pending (deferred: 4xx, retried later)
     pending --appointment moved or cancelled--> withdrawn
 
-Exactly once, and what SIGKILL can do to it. Each message is claimed
-(pending -> sending) in a transaction of its own, sent, and recorded as sent in
-the same transaction that claims the next one. So a process killed at any point
-leaves at most one row in "sending" per running batch: the one in flight, which
-may or may not have reached the server. Nothing else is ever in doubt. The next
-run finds that row once its lease has run out and settles it by transport:
+Exactly once, and what SIGKILL can do to it. Each message is built first, then
+claimed (pending -> sending) in a short transaction, handed to the transport,
+and recorded in the next short transaction. So a process killed at any point
+leaves at most one row in "sending" per running batch, and only if the kill
+fell while that message was on the wire: it may or may not have reached the
+server. Nothing else is ever in doubt. The next run finds that row once its
+lease has run out and settles it by transport:
 
 - a transport that is idempotent on the message's id (the file mailer and file
   SMS overwrite `<id>.eml` / `<key>.json`) gets it again, with the same
@@ -1258,80 +1259,62 @@ async def send_batch(
         ]
         visits = load_visits(session, {item.appointment_id for item in items}, policy)
     state = _BatchState()
-    unsettled: tuple[_Snapshot, _Outcome] | None = None
     deferred_in_a_row = 0
-
-    def settle(session: Session) -> None:
-        nonlocal unsettled
-        if unsettled is not None:
-            item, outcome = unsettled
-            _record(session, item, outcome, now)
-            tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
-            unsettled = None
-
     async with channels() as transports:
-        try:
-            for item in items:
-                visit = visits.get(item.appointment_id)
-                verdict = _judge(item, visit, now, policy, state)
-                if verdict.action == "defer":
-                    tally.add(item.kind, item.channel, "waiting")
-                    continue
-                payload: EmailMessage | str | None = None
-                if verdict.action == "send" and visit is not None and verdict.recipient:
-                    payload, verdict = _compose(item, visit, verdict, settings, secret)
+        for item in items:
+            visit = visits.get(item.appointment_id)
+            verdict = _judge(item, visit, now, policy, state)
+            if verdict.action == "defer":
+                tally.add(item.kind, item.channel, "waiting")
+                continue
+            payload: EmailMessage | str | None = None
+            if verdict.action == "send" and visit is not None and verdict.recipient:
+                # Built before the claim, so the row is "sending" only while on the wire.
+                payload, verdict = _compose(item, visit, verdict, settings, secret)
+            if payload is None or verdict.recipient is None:
+                status = verdict.status or OutboxStatus.SKIPPED
                 with transaction(factory) as session:
-                    settle(session)
-                    if payload is None or verdict.recipient is None:
-                        if _transition(
-                            session,
-                            item.id,
-                            OutboxStatus.PENDING,
-                            verdict.status or OutboxStatus.SKIPPED,
-                            now,
-                            verdict.reason,
-                        ):
-                            closed = (
-                                "withdrawn"
-                                if verdict.status is OutboxStatus.WITHDRAWN
-                                else "skipped"
-                            )
-                            tally.add(item.kind, item.channel, closed)
-                        continue
-                    if not claim_outbox(session, item.id, now):
-                        continue  # another run took it
-                    session.execute(
-                        update(OutboxItem)
-                        .where(OutboxItem.id == item.id)
-                        .values(
-                            recipient=verdict.recipient,
-                            message_id=(
-                                str(payload["Message-ID"])
-                                if isinstance(payload, EmailMessage)
-                                else None
-                            ),
-                        )
-                        .execution_options(synchronize_session=False)
+                    closed = _transition(
+                        session, item.id, OutboxStatus.PENDING, status, now, verdict.reason
                     )
-                outcome = await _deliver(item, payload, verdict.recipient, transports, retry_delays)
-                unsettled = (item, outcome)
-                if outcome.rejected_address and visit is not None:
-                    state.undeliverable.add(visit.patient_id)
-                if outcome.opted_out and visit is not None:
-                    state.sms_opted_out.add(visit.patient_id)
-                if outcome.status is OutboxStatus.PENDING:
-                    deferred_in_a_row += 1
-                    if deferred_in_a_row >= max_deferred:
-                        raise DeliveryDeferred(
-                            f"{deferred_in_a_row} messages in a row were not accepted; "
-                            "the rest of the batch stays pending"
-                        )
-                else:
-                    deferred_in_a_row = 0
-        finally:
-            if unsettled is not None:
-                with transaction(factory) as session:
-                    settle(session)
+                if closed:
+                    outcome_name = "withdrawn" if status is OutboxStatus.WITHDRAWN else "skipped"
+                    tally.add(item.kind, item.channel, outcome_name)
+                continue
+            with transaction(factory) as session:
+                if not claim_outbox(session, item.id, now):
+                    continue  # another run took it
+                session.execute(
+                    update(OutboxItem)
+                    .where(OutboxItem.id == item.id)
+                    .values(
+                        recipient=verdict.recipient,
+                        message_id=(
+                            str(payload["Message-ID"])
+                            if isinstance(payload, EmailMessage)
+                            else None
+                        ),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            # Until the next commit, this row is the one message a kill would leave in doubt.
+            outcome = await _deliver(item, payload, verdict.recipient, transports, retry_delays)
+            with transaction(factory) as session:
+                _record(session, item, outcome, now)
+            tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
+            if outcome.rejected_address and visit is not None:
+                state.undeliverable.add(visit.patient_id)
+            if outcome.opted_out and visit is not None:
+                state.sms_opted_out.add(visit.patient_id)
+            if outcome.status is not OutboxStatus.PENDING:
+                deferred_in_a_row = 0
+                continue
+            deferred_in_a_row += 1
+            if deferred_in_a_row >= max_deferred:
+                raise DeliveryDeferred(
+                    f"{deferred_in_a_row} messages in a row were not accepted; "
+                    "the rest of the batch stays pending"
+                )
     return tally
 
 

@@ -133,6 +133,43 @@ class Clinic:
             session.flush()
             return appointment.id
 
+    def many(self, count: int, *, start: datetime, kind: str = "follow-up") -> list[int]:
+        """`count` emailable patients, one appointment each at `start`, in one transaction."""
+        with transaction(self.factory) as session:
+            patients = []
+            for _ in range(count):
+                self._serial += 1
+                patients.append(
+                    Patient(
+                        mrn=f"T{self._serial:05d}",
+                        first_name="Pat",
+                        last_name="Tester",
+                        date_of_birth=datetime(1980, 1, 1).date(),
+                        sex="F",
+                        email=f"p{self._serial}@example.test",
+                    )
+                )
+            session.add_all(patients)
+            session.flush()
+            session.add_all(
+                Consent(patient_id=p.id, channel=Channel.EMAIL, source="intake form")
+                for p in patients
+            )
+            appointments = [
+                Appointment(
+                    patient_id=p.id,
+                    provider_id=self.provider_id,
+                    location_id=self.location_id,
+                    appointment_type_id=self.types[kind],
+                    start_at=start,
+                    booked_at=NOW - timedelta(days=20),
+                )
+                for p in patients
+            ]
+            session.add_all(appointments)
+            session.flush()
+            return [a.id for a in appointments]
+
     def outbox(self) -> list[OutboxItem]:
         with self.factory() as session:
             return list(session.scalars(select(OutboxItem).order_by(OutboxItem.id)))
@@ -193,14 +230,19 @@ def parse_eml(data: bytes) -> EmailMessage:
     return message
 
 
+def delivered_files(directory: Path, suffix: str) -> list[Path]:
+    """Files the file transports delivered; a killed write leaves only a hidden temp file."""
+    return sorted(path for path in directory.glob(f"*{suffix}") if not path.name.startswith("."))
+
+
 def sent_mail(settings: Settings) -> list[EmailMessage]:
     """Every .eml the file mailer wrote, parsed back."""
-    return [parse_eml(path.read_bytes()) for path in sorted(settings.outbox_dir.glob("*.eml"))]
+    return [parse_eml(path.read_bytes()) for path in delivered_files(settings.outbox_dir, ".eml")]
 
 
 def sent_texts(settings: Settings) -> list[dict[str, Any]]:
     directory = settings.outbox_dir / "sms"
-    return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+    return [json.loads(path.read_text()) for path in delivered_files(directory, ".json")]
 
 
 def recipients(settings: Settings) -> dict[str, list[str]]:
