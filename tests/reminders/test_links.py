@@ -1,0 +1,248 @@
+"""Patient links: compact signed tokens, a GET that changes nothing, a POST that answers once."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from office.db import transaction
+from office.ledgers import apply_changes
+from office.links_web import link_router
+from office.models import (
+    Appointment,
+    AppointmentStatus,
+    AuditEntry,
+    LinkUse,
+    OutboxItem,
+    OutboxStatus,
+)
+from office.reminders.links import LinkError, link_urls, make_token, read_token
+from office.reminders.service import enqueue_due, run_once
+from office.settings import Settings
+from tests.reminders.conftest import NOW, Clinic, sent_mail, text_of
+
+SECRET = "test-link-secret"
+START = NOW + timedelta(hours=24)
+
+
+# --- tokens -------------------------------------------------------------------------------
+
+
+def test_token_round_trip_is_short_enough_for_a_text() -> None:
+    token = make_token(SECRET, purpose="confirm", appointment_id=42, start=START)
+    claim = read_token(SECRET, token, now=NOW)
+    assert (claim.purpose, claim.appointment_id, claim.start) == ("confirm", 42, START)
+    assert len(token) == 23
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    urls = link_urls("https://clinic.example/", SECRET, appointment_id=42, start=START)
+    assert set(urls) == {"confirm_url", "cancel_url", "reschedule_url"}
+    assert len(set(urls.values())) == 3
+    assert all(url.startswith("https://clinic.example/a/") for url in urls.values())
+
+
+def test_tampered_foreign_and_expired_tokens_are_refused() -> None:
+    token = make_token(SECRET, purpose="confirm", appointment_id=42, start=START)
+    flipped = token[:-1] + ("A" if token[-1] != "A" else "B")
+    # Purpose byte changed from confirm (1) to cancel (2), MAC left alone.
+    swapped = "Ag" + token[2:]
+    for bad in (flipped, swapped, token + "A", "", "!!!", "a" * 100):
+        with pytest.raises(LinkError, match="not valid"):
+            read_token(SECRET, bad, now=NOW)
+    with pytest.raises(LinkError, match="not valid"):
+        read_token("another-secret", token, now=NOW)
+    with pytest.raises(LinkError, match="expired"):
+        read_token(SECRET, token, now=START)
+
+
+@given(st.text(max_size=40))
+def test_any_string_is_either_a_valid_token_or_a_link_error(text: str) -> None:
+    try:
+        read_token(SECRET, text, now=NOW)
+    except LinkError:
+        return
+    raise AssertionError("a random string passed as a signed token")
+
+
+# --- the pages ------------------------------------------------------------------------------
+
+
+class Web:
+    """The router in an app of its own, called over httpx's ASGI transport."""
+
+    def __init__(self, settings: Settings, clinic: Clinic, now: datetime) -> None:
+        self.app = FastAPI()
+        self.app.include_router(link_router(settings, clinic.factory, clock=lambda: now))
+
+    def request(self, method: str, url: str) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://office.test") as c:
+                return await c.request(method, url)
+
+        return asyncio.run(call())
+
+    def get(self, url: str) -> httpx.Response:
+        return self.request("GET", url)
+
+    def post(self, url: str) -> httpx.Response:
+        return self.request("POST", url)
+
+
+@pytest.fixture
+def web(clinic: Clinic, settings: Settings) -> Web:
+    return Web(settings, clinic, NOW)
+
+
+def _visit(clinic: Clinic) -> int:
+    return clinic.appointment(clinic.patient(), start=START)
+
+
+def _url(visit: int, purpose: str) -> str:
+    token = make_token(SECRET, purpose=purpose, appointment_id=visit, start=START)  # type: ignore[arg-type]
+    return f"/a/{token}"
+
+
+def _state(clinic: Clinic, visit: int) -> tuple[object, ...]:
+    with clinic.factory() as session:
+        appointment = session.get_one(Appointment, visit)
+        uses = session.scalar(select(func.count()).select_from(LinkUse))
+        audits = session.scalar(select(func.count()).select_from(AuditEntry))
+        return (appointment.status, appointment.version, appointment.confirmed_at, uses, audits)
+
+
+def test_get_asks_and_changes_nothing(clinic: Clinic, web: Web) -> None:
+    visit = _visit(clinic)
+    before = _state(clinic, visit)
+
+    for _ in range(3):  # a mail scanner, a link preview, the patient
+        page = web.get(_url(visit, "confirm"))
+
+    assert page.status_code == 200
+    assert '<form method="post"' in page.text
+    assert "Yes, I will be there" in page.text
+    assert "Wednesday, December 2, 2026, 10:00 AM (CST)" in page.text
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert _state(clinic, visit) == before
+
+
+def test_post_confirms_once_and_a_second_post_is_refused(clinic: Clinic, web: Web) -> None:
+    visit = _visit(clinic)
+    url = _url(visit, "confirm")
+
+    first = web.post(url)
+    after_first = _state(clinic, visit)
+    second = web.post(url)
+    looked = web.get(url)
+
+    assert first.status_code == 200
+    assert "confirmed" in first.text
+    assert after_first[0] is AppointmentStatus.CONFIRMED
+    assert after_first[2] == NOW
+    assert after_first[3] == 1
+    assert second.status_code == 409
+    assert "already used" in second.text
+    assert looked.status_code == 409
+    assert _state(clinic, visit) == after_first
+    with clinic.factory() as session:
+        audit = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity == "appointments", AuditEntry.field == "status"
+            )
+        ).one()
+    assert (audit.actor, audit.before, audit.after) == ("patient-link", "booked", "confirmed")
+
+
+def test_post_cancel_withdraws_pending_reminders_and_queues_the_notice(
+    clinic: Clinic, web: Web
+) -> None:
+    visit = _visit(clinic)
+    enqueue_due(clinic.factory, now=NOW)  # 24 h email and text pending
+
+    answer = web.post(_url(visit, "cancel"))
+    asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW + timedelta(minutes=1)))
+
+    assert answer.status_code == 200
+    assert "cancelled" in answer.text
+    rows = {(row.kind, row.channel, row.status) for row in clinic.outbox()}
+    assert ("reminder", "email", OutboxStatus.WITHDRAWN) in rows
+    assert ("reminder", "sms", OutboxStatus.WITHDRAWN) in rows
+    assert ("cancellation", "email", OutboxStatus.SENT) in rows
+    (message,) = sent_mail(clinic.settings)
+    assert "canceled" in text_of(message).lower() or "cancelled" in text_of(message).lower()
+
+
+def test_post_reschedule_opens_a_front_desk_work_item(clinic: Clinic, web: Web) -> None:
+    visit = _visit(clinic)
+
+    answer = web.post(_url(visit, "reschedule"))
+
+    assert answer.status_code == 200
+    (item,) = clinic.work_items()
+    assert (item.kind, item.entity_id, item.role) == ("reschedule_request", visit, "front_desk")
+    with clinic.factory() as session:
+        audit = session.scalars(select(AuditEntry)).one()
+        assert (audit.field, audit.actor) == ("reschedule_requested", "patient-link")
+        assert session.get_one(Appointment, visit).status is AppointmentStatus.BOOKED
+
+
+def test_forged_expired_and_outdated_links_get_a_friendly_page(
+    clinic: Clinic, settings: Settings, web: Web
+) -> None:
+    visit = _visit(clinic)
+    forged_token = make_token(
+        "not-our-secret", purpose="confirm", appointment_id=visit, start=START
+    )
+    forged = web.post(f"/a/{forged_token}")
+    expired = Web(settings, clinic, START).post(_url(visit, "confirm"))
+    with transaction(clinic.factory) as session:
+        appointment = session.get_one(Appointment, visit)
+        apply_changes(
+            session, appointment, {"start_at": START + timedelta(days=1)}, actor="t", source="t"
+        )
+    moved = web.post(_url(visit, "confirm"))
+
+    assert (forged.status_code, expired.status_code, moved.status_code) == (404, 410, 409)
+    assert "This link is not valid." in forged.text
+    assert "This link has expired." in expired.text
+    assert "has changed" in moved.text
+    assert "(312) 555-0100" in moved.text or "+13125550100" in moved.text
+    assert "Traceback" not in forged.text + expired.text + moved.text
+    assert _state(clinic, visit)[0] is AppointmentStatus.BOOKED
+
+
+def test_the_confirm_link_in_a_sent_reminder_works(clinic: Clinic, web: Web) -> None:
+    visit = _visit(clinic)
+    asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW))
+    (message,) = sent_mail(clinic.settings)
+    match = re.search(r"Confirm:\s+\S+(/a/[A-Za-z0-9_-]+)", text_of(message))
+    assert match is not None
+
+    answer = web.post(match.group(1))
+
+    assert answer.status_code == 200
+    assert _state(clinic, visit)[0] is AppointmentStatus.CONFIRMED
+    # Confirmed and stop-on-confirm: nothing else is queued for this visit.
+    asyncio.run(run_once(clinic.factory, clinic.settings, now=START - timedelta(hours=2)))
+    with clinic.factory() as session:
+        sent = session.scalar(
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(OutboxItem.status == OutboxStatus.SENT)
+        )
+    assert sent == 2  # the 24 h email and text, nothing after the confirmation
+
+
+def test_spanish_patient_sees_a_spanish_page(clinic: Clinic, web: Web) -> None:
+    visit = clinic.appointment(clinic.patient(language="es"), start=START)
+    page = web.get(_url(visit, "cancel"))
+    assert "¿Quiere cancelar su cita" in page.text
+    assert 'lang="es"' in page.text
