@@ -13,6 +13,7 @@ data lives only in the requests it builds in memory; what it returns is counts.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time as monotonic_time
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.payers import (
@@ -66,6 +68,7 @@ from office.models import (
     Payer,
     Provider,
     WorkItem,
+    WorkStatus,
     utcnow,
 )
 
@@ -78,6 +81,7 @@ __all__ = [
     "BatchOutcome",
     "ChecksStillPending",
     "Due",
+    "PooledTransport",
     "RetryPolicy",
     "TokenBucket",
     "adapter_config",
@@ -333,7 +337,7 @@ def record_pending(
     existing = _existing(session, due, run_key)
     batches: dict[int, list[int]] = {}
     adopted: list[int] = []
-    fresh: list[EligibilityCheck] = []
+    fresh: list[dict[str, Any]] = []
     for item in due:
         key = (item.appointment_id, item.coverage_id, item.date_of_service, item.service_type)
         found = existing.get(key)
@@ -346,19 +350,20 @@ def record_pending(
             batches.setdefault(item.payer_id, []).append(check_id)
             continue
         fresh.append(
-            EligibilityCheck(
-                trace=new_trace(),
-                appointment_id=item.appointment_id,
-                coverage_id=item.coverage_id,
-                patient_id=item.patient_id,
-                payer_id=item.payer_id,
-                date_of_service=item.date_of_service,
-                service_type=item.service_type,
-                status=CheckStatus.PENDING,
-                run_key=run_key,
-                request_summary=_summary(item),
-                created_at=now,
-            )
+            {
+                "trace": new_trace(),
+                "appointment_id": item.appointment_id,
+                "coverage_id": item.coverage_id,
+                "patient_id": item.patient_id,
+                "payer_id": item.payer_id,
+                "date_of_service": item.date_of_service,
+                "service_type": item.service_type,
+                "status": CheckStatus.PENDING,
+                "attempts": 0,
+                "run_key": run_key,
+                "request_summary": _summary(item),
+                "created_at": now,
+            }
         )
     if adopted:
         for chunk in _chunks(adopted):
@@ -368,10 +373,13 @@ def record_pending(
                 .values(run_key=run_key)
                 .execution_options(synchronize_session=False)
             )
-    session.add_all(fresh)
-    session.flush()
-    for check in fresh:
-        batches.setdefault(check.payer_id, []).append(check.id)
+    if fresh:
+        created = session.execute(
+            insert(EligibilityCheck).returning(EligibilityCheck.id, EligibilityCheck.payer_id),
+            fresh,
+        )
+        for check_id, payer_id in created:
+            batches.setdefault(payer_id, []).append(check_id)
     return {payer: sorted(ids) for payer, ids in sorted(batches.items())}
 
 
@@ -442,38 +450,26 @@ def build_request(
     Raises:
         MissingSubscriber: The coverage is a dependent's and lacks the subscriber's name.
     """
-    person = Person(
-        first_name=patient.first_name,
-        last_name=patient.last_name,
-        date_of_birth=patient.date_of_birth,
-        sex=patient.sex,
-        middle_name=patient.middle_name,
-        suffix=patient.suffix,
+    subscriber, dependent = _insured(
+        Person(
+            first_name=patient.first_name,
+            last_name=patient.last_name,
+            date_of_birth=patient.date_of_birth,
+            sex=patient.sex,
+            middle_name=patient.middle_name,
+            suffix=patient.suffix,
+        ),
+        coverage_id=coverage.id,
+        relationship_code=coverage.relationship_code,
+        member_id=coverage.member_id,
+        group_number=coverage.group_number,
+        subscriber=(
+            coverage.subscriber_first_name,
+            coverage.subscriber_last_name,
+            coverage.subscriber_date_of_birth,
+            coverage.subscriber_sex,
+        ),
     )
-    dependent: Person | None = None
-    if coverage.patient_is_subscriber:
-        subscriber = Person(
-            first_name=person.first_name,
-            last_name=person.last_name,
-            date_of_birth=person.date_of_birth,
-            sex=person.sex,
-            middle_name=person.middle_name,
-            suffix=person.suffix,
-            member_id=coverage.member_id,
-            group_number=coverage.group_number,
-        )
-    else:
-        if not (coverage.subscriber_first_name and coverage.subscriber_last_name):
-            raise MissingSubscriber(f"coverage {coverage.id} has no subscriber name")
-        subscriber = Person(
-            first_name=coverage.subscriber_first_name,
-            last_name=coverage.subscriber_last_name,
-            date_of_birth=coverage.subscriber_date_of_birth,
-            sex=coverage.subscriber_sex,
-            member_id=coverage.member_id,
-            group_number=coverage.group_number,
-        )
-        dependent = person
     return EligibilityRequest(
         trace=trace,
         payer_id=payer.payer_id,
@@ -486,6 +482,32 @@ def build_request(
         date_of_service=date_of_service,
         service_type=service_type,
     )
+
+
+def _insured(
+    patient: Person,
+    *,
+    coverage_id: int,
+    relationship_code: str,
+    member_id: str,
+    group_number: str | None,
+    subscriber: tuple[str | None, str | None, date | None, str | None],
+) -> tuple[Person, Person | None]:
+    """(subscriber, dependent): the patient themself, or the patient under the subscriber."""
+    if relationship_code == "18":
+        return replace(patient, member_id=member_id, group_number=group_number), None
+    first, last, born, sex = subscriber
+    if not (first and last):
+        raise MissingSubscriber(f"coverage {coverage_id} has no subscriber name")
+    holder = Person(
+        first_name=first,
+        last_name=last,
+        date_of_birth=born,
+        sex=sex,
+        member_id=member_id,
+        group_number=group_number,
+    )
+    return holder, patient
 
 
 def adapter_config(payer: Payer, settings: Settings) -> dict[str, Any]:
@@ -666,14 +688,12 @@ async def run_batch(
         return now if now is not None else utcnow()
 
     today = local_today(clock(), settings.practice_timezone)
-    payer, jobs = await asyncio.to_thread(
-        _load_jobs, factory, settings, payer_id, list(check_ids), today
-    )
+    payer, ref = _load_payer(factory, settings, payer_id)
+    jobs = _Jobs(factory, settings, payer_id, ref, check_ids, today)
     outcome = BatchOutcome()
-    if not jobs:
+    if not check_ids:
         return outcome
     recorder = _Recorder(factory)
-    recorder.start()
     try:
         await _ask_all(payer, jobs, adapters, recorder, outcome, policy, final, clock, sleep, rng)
     finally:
@@ -684,7 +704,7 @@ async def run_batch(
 
 async def _ask_all(
     payer: _Payer,
-    jobs: list[_Job],
+    jobs: _Jobs,
     adapters: AdapterFactory,
     recorder: _Recorder,
     outcome: BatchOutcome,
@@ -694,12 +714,10 @@ async def _ask_all(
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
 ) -> None:
-    limits = httpx.Limits(
-        max_connections=payer.concurrency, max_keepalive_connections=payer.concurrency
-    )
     # Payers answer in 1-5 s but may take a minute (CORE: 60 s); the read timeout allows it.
     timeout = httpx.Timeout(90.0, connect=10.0, pool=None)
-    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+    transport = PooledTransport(payer.concurrency)
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         try:
             adapter = adapters(payer.adapter, config=payer.config, client=client)
         except PayerConfigError:
@@ -723,6 +741,32 @@ async def _ask_all(
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+
+
+class PooledTransport(httpx.AsyncBaseTransport):
+    """httpx's own transport, as several small connection pools taking requests in turn.
+
+    httpcore looks at every connection of its pool, with a syscall each, whenever a request
+    starts or ends; at 50 connections that costs more CPU than the request itself. Pools of
+    about ten keep the same concurrency cheap. Each pool has a little headroom so an uneven
+    turn never makes a request wait while another pool is idle; the callers' semaphore still
+    bounds how many requests are in flight.
+    """
+
+    def __init__(self, connections: int, *, per_pool: int = 10) -> None:
+        count = max(1, -(-connections // per_pool))
+        size = -(-connections // count) + 2
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        tls = httpx.create_ssl_context()  # loading the CA bundle once, not once per pool
+        self._pools = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(count)]
+        self._turn = itertools.cycle(self._pools)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await next(self._turn).handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
 
 
 class _Asker:
@@ -907,14 +951,9 @@ def _count(outcome: BatchOutcome, answer: _Answer) -> None:
 # --- loading and storing -----------------------------------------------------------------------
 
 
-def _load_jobs(
-    factory: sessionmaker[Session],
-    settings: Settings,
-    payer_id: int,
-    check_ids: list[int],
-    today: date,
-) -> tuple[_Payer, list[_Job]]:
-    """Read everything the batch needs in one session; only pending checks become jobs."""
+def _load_payer(
+    factory: sessionmaker[Session], settings: Settings, payer_id: int
+) -> tuple[_Payer, _PayerRef]:
     with factory() as session:
         payer = session.get(Payer, payer_id)
         if payer is None:
@@ -927,94 +966,156 @@ def _load_jobs(
             concurrency=max(1, concurrency),
             rate=payer.rate_per_second or settings.payer_rate_per_second,
         )
-        checks: list[EligibilityCheck] = []
-        for chunk in _chunks(check_ids):
-            checks += session.scalars(
-                select(EligibilityCheck).where(
-                    EligibilityCheck.id.in_(chunk),
-                    EligibilityCheck.payer_id == payer_id,
-                    EligibilityCheck.status == CheckStatus.PENDING,
+        return info, _PayerRef(payer.payer_id, payer.name)
+
+
+@dataclass(frozen=True, slots=True)
+class _PayerRef:
+    payer_id: str
+    name: str
+
+
+class _Jobs:
+    """The batch's pending checks, read a chunk at a time as the workers ask for them.
+
+    Sending starts after the first chunk is read instead of after all of them, and the rest
+    is read while the event loop would otherwise wait on the network.
+    """
+
+    chunk = 250
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: Settings,
+        payer_id: int,
+        payer: _PayerRef,
+        check_ids: Sequence[int],
+        today: date,
+    ) -> None:
+        self._factory = factory
+        self._payer_id = payer_id
+        self._payer = payer
+        self._ids = sorted(set(check_ids))
+        self._today = today
+        self._threshold = Decimal(settings.deductible_alert_threshold)
+        self._providers: dict[int, tuple[str, str, str]] = {}
+
+    def __len__(self) -> int:
+        """At most this many jobs: the ids asked for (answered ones are skipped when read)."""
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[_Job]:
+        for chunk in _chunks(self._ids, self.chunk):
+            yield from self._load(chunk)
+
+    def _load(self, ids: Sequence[int]) -> list[_Job]:
+        check, coverage, patient = EligibilityCheck, Coverage, Patient
+        query = (
+            select(
+                check.id,
+                check.trace,
+                check.attempts,
+                check.appointment_id,
+                check.coverage_id,
+                check.patient_id,
+                check.date_of_service,
+                check.service_type,
+                check.request_summary["provider_id"].as_integer(),
+                Appointment.start_at,
+                coverage.relationship_code,
+                coverage.member_id,
+                coverage.group_number,
+                coverage.copay_on_file,
+                coverage.subscriber_first_name,
+                coverage.subscriber_last_name,
+                coverage.subscriber_date_of_birth,
+                coverage.subscriber_sex,
+                patient.first_name,
+                patient.last_name,
+                patient.date_of_birth,
+                patient.sex,
+                patient.middle_name,
+                patient.suffix,
+            )
+            .join(coverage, coverage.id == check.coverage_id)
+            .join(patient, patient.id == check.patient_id)
+            .outerjoin(Appointment, Appointment.id == check.appointment_id)
+            .where(
+                check.id.in_(ids),
+                check.payer_id == self._payer_id,
+                check.status == CheckStatus.PENDING,
+            )
+            .order_by(check.id)
+        )
+        with self._factory() as session:
+            rows = session.execute(query).all()
+            self._add_providers(session, {row[8] for row in rows})
+            copays = _previous_copays(session, {row[4] for row in rows})
+        return [self._job(row, copays) for row in rows]
+
+    def _add_providers(self, session: Session, ids: set[int]) -> None:
+        missing = sorted(ids - set(self._providers))
+        if missing:
+            rows = session.execute(
+                select(Provider.id, Provider.npi, Provider.first_name, Provider.last_name).where(
+                    Provider.id.in_(missing)
                 )
             )
-        checks.sort(key=lambda c: c.id)
-        coverages = _by_id(session, Coverage, {c.coverage_id for c in checks})
-        patients = _by_id(session, Patient, {c.patient_id for c in checks})
-        providers = _by_id(
-            session, Provider, {int(c.request_summary["provider_id"]) for c in checks}
+            self._providers.update((pid, (npi, first, last)) for pid, npi, first, last in rows)
+
+    def _job(self, row: Any, copays: dict[int, Decimal]) -> _Job:
+        (check_id, trace, attempts, appointment_id, coverage_id, patient_id, dos, stc) = row[:8]
+        provider_id, start_at, relationship, member_id, group, copay_on_file = row[8:14]
+        npi, provider_first, provider_last = self._providers[provider_id]
+        context = AlertContext(
+            date_of_service=dos,
+            service_type=stc,
+            today=self._today,
+            appointment_id=appointment_id,
+            patient_id=patient_id,
+            rendering_npi=npi,
+            copay_on_file=copay_on_file,
+            previous_copay=copays.get(coverage_id),
+            deductible_threshold=self._threshold,
         )
-        starts = _appointment_starts(session, {c.appointment_id for c in checks})
-        copays = _previous_copays(session, set(coverages))
-        threshold = Decimal(settings.deductible_alert_threshold)
-        jobs = [
-            _job(check, payer, coverages, patients, providers, starts, copays, threshold, today)
-            for check in checks
-        ]
-    return info, jobs
-
-
-def _job(
-    check: EligibilityCheck,
-    payer: Payer,
-    coverages: dict[int, Coverage],
-    patients: dict[int, Patient],
-    providers: dict[int, Provider],
-    starts: dict[int, datetime],
-    copays: dict[int, Decimal],
-    threshold: Decimal,
-    today: date,
-) -> _Job:
-    coverage = coverages[check.coverage_id]
-    provider = providers[int(check.request_summary["provider_id"])]
-    context = AlertContext(
-        date_of_service=check.date_of_service,
-        service_type=check.service_type,
-        today=today,
-        appointment_id=check.appointment_id,
-        patient_id=check.patient_id,
-        rendering_npi=provider.npi,
-        copay_on_file=coverage.copay_on_file,
-        previous_copay=copays.get(coverage.id),
-        deductible_threshold=threshold,
-    )
-    if check.appointment_id is not None:
-        entity = ("appointment", check.appointment_id)
-        due_at = starts.get(check.appointment_id)
-    else:
-        entity, due_at = ("patient", check.patient_id), None
-    try:
-        request = build_request(
-            check.trace,
-            payer=payer,
-            provider=provider,
-            coverage=coverage,
-            patient=patients[check.patient_id],
-            date_of_service=check.date_of_service,
-            service_type=check.service_type,
+        if appointment_id is not None:
+            entity: tuple[str, int] = ("appointment", appointment_id)
+        else:
+            entity, start_at = ("patient", patient_id), None
+        first, last, born, sex, middle, suffix = row[18:24]
+        patient = Person(
+            first_name=first,
+            last_name=last,
+            date_of_birth=born,
+            sex=sex,
+            middle_name=middle,
+            suffix=suffix,
         )
-    except MissingSubscriber as exc:
-        return _Job(check.id, check.attempts, entity, due_at, context, None, str(exc))
-    return _Job(check.id, check.attempts, entity, due_at, context, request)
-
-
-_M = TypeVar("_M", Coverage, Patient, Provider)
-
-
-def _by_id(session: Session, model: type[_M], ids: Iterable[int]) -> dict[int, _M]:
-    found: dict[int, _M] = {}
-    for chunk in _chunks(sorted(ids)):
-        for row in session.scalars(select(model).where(model.id.in_(chunk))):
-            found[row.id] = row
-    return found
-
-
-def _appointment_starts(session: Session, ids: Iterable[int | None]) -> dict[int, datetime]:
-    found: dict[int, datetime] = {}
-    for chunk in _chunks(sorted(i for i in ids if i is not None)):
-        rows = session.execute(
-            select(Appointment.id, Appointment.start_at).where(Appointment.id.in_(chunk))
+        try:
+            subscriber, dependent = _insured(
+                patient,
+                coverage_id=coverage_id,
+                relationship_code=relationship,
+                member_id=member_id,
+                group_number=group,
+                subscriber=(row[14], row[15], row[16], row[17]),
+            )
+        except MissingSubscriber as exc:
+            return _Job(check_id, attempts, entity, start_at, context, None, str(exc))
+        request = EligibilityRequest(
+            trace=trace,
+            payer_id=self._payer.payer_id,
+            payer_name=self._payer.name,
+            provider_npi=npi,
+            provider_name=provider_last,
+            provider_first_name=provider_first,
+            subscriber=subscriber,
+            dependent=dependent,
+            date_of_service=dos,
+            service_type=stc,
         )
-        found.update((appointment_id, start) for appointment_id, start in rows)
-    return found
+        return _Job(check_id, attempts, entity, start_at, context, request)
 
 
 def _previous_copays(session: Session, coverage_ids: Iterable[int]) -> dict[int, Decimal]:
@@ -1040,64 +1141,130 @@ def _previous_copays(session: Session, coverage_ids: Iterable[int]) -> dict[int,
 
 
 class _Recorder:
-    """Stores answers as they arrive, in short transactions off the event loop.
+    """Stores answers as they arrive, in small transactions on the event loop's own thread.
 
-    Answers that arrive while a write is in progress go into the next one, so the number of
-    commits follows the database's speed rather than the number of checks.
+    On the loop thread on purpose: in a worker thread each SQLite step waits for the GIL
+    behind the HTTP work, a convoy that cost seconds per thousand checks. Answers are written
+    once `max_rows` wait or `max_wait` seconds after the first, so a crash loses at most
+    those; their checks are still pending and a retried batch asks again.
     """
 
-    def __init__(self, factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, factory: sessionmaker[Session], *, max_rows: int = 100, max_wait: float = 0.2
+    ) -> None:
         self._factory = factory
+        self._max_rows = max_rows
+        self._max_wait = max_wait
         self._queue: list[_Answer] = []
-        self._ready = asyncio.Event()
-        self._closed = False
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._drain())
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: BaseException | None = None
 
     def add(self, answer: _Answer) -> None:
-        if self._task is not None and self._task.done():
-            # A failed write stops the batch instead of answers piling up unstored.
-            self._task.result()
+        self._raise_failure()
         self._queue.append(answer)
-        self._ready.set()
+        if len(self._queue) >= self._max_rows:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._flush)
 
     async def close(self) -> None:
-        self._closed = True
-        self._ready.set()
-        if self._task is not None:
-            await self._task
+        self._flush()
+        self._raise_failure()
 
-    async def _drain(self) -> None:
-        while True:
-            await self._ready.wait()
-            self._ready.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                await asyncio.to_thread(store_answers, self._factory, batch)
-            if self._closed and not self._queue:
-                return
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._queue = self._queue, []
+        if not batch or self._error is not None:
+            return
+        try:
+            store_answers(self._factory, batch)
+        except BaseException as exc:
+            # Raised at the next add or at close: a timer callback has no caller to tell.
+            self._error = exc
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def store_answers(factory: sessionmaker[Session], answers: Sequence[_Answer]) -> None:
-    """Write answers and their work items in one transaction."""
+    """Write answers and the work items they raise in one transaction."""
     with transaction(factory) as session:
-        rows = [_row(answer) for answer in answers]
-        session.execute(update(EligibilityCheck), rows)
-        for answer in answers:
-            entity, entity_id = answer.entity
-            for alert in answer.alerts:
-                open_work_item(
-                    session,
-                    kind=alert.kind.value,
-                    entity=entity,
-                    entity_id=entity_id,
-                    summary=alert.summary,
-                    role=alert.role,
-                    due_at=answer.due_at,
-                    detail={"check_id": answer.check_id, **alert.detail},
-                )
+        session.execute(update(EligibilityCheck), [_row(answer) for answer in answers])
+        _open_work_items(session, answers)
+
+
+def _open_work_items(session: Session, answers: Sequence[_Answer]) -> None:
+    """`ledgers.open_work_item` for many alerts at once: one read, one insert, one update.
+
+    The same rules: one item per (kind, record); a repeat refreshes it; done reopens;
+    dismissed stays dismissed. Should another writer insert one of the same keys meanwhile,
+    the insert is undone and each item goes through `open_work_item` itself.
+    """
+    wanted: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        entity, entity_id = answer.entity
+        for alert in answer.alerts:
+            key = f"{alert.kind.value}:{entity}:{entity_id}"
+            wanted[key] = {
+                "kind": alert.kind.value,
+                "entity": entity,
+                "entity_id": entity_id,
+                "summary": alert.summary,
+                "role": alert.role,
+                "due_at": answer.due_at,
+                "detail": {"check_id": answer.check_id, **alert.detail},
+            }
+    if not wanted:
+        return
+    now = utcnow()
+    existing: dict[str, tuple[int, WorkStatus]] = {}
+    for chunk in _chunks(sorted(wanted)):
+        rows = session.execute(
+            select(WorkItem.dedupe_key, WorkItem.id, WorkItem.status).where(
+                WorkItem.dedupe_key.in_(chunk)
+            )
+        )
+        existing.update((key, (item_id, status)) for key, item_id, status in rows)
+    refreshed = []
+    for key, (item_id, status) in existing.items():
+        item = wanted[key]
+        row = {
+            "id": item_id,
+            "summary": item["summary"],
+            "due_at": item["due_at"],
+            "detail": item["detail"],
+            "updated_at": now,
+        }
+        if status is WorkStatus.DONE:
+            row.update(status=WorkStatus.OPEN, closed_at=None, closed_by=None)
+        refreshed.append(row)
+    if refreshed:
+        session.execute(update(WorkItem), refreshed)
+    fresh = [
+        {**item, "dedupe_key": key, "status": WorkStatus.OPEN, "created_at": now, "updated_at": now}
+        for key, item in wanted.items()
+        if key not in existing
+    ]
+    if not fresh:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(insert(WorkItem), fresh)
+    except IntegrityError:
+        for item in fresh:
+            open_work_item(
+                session,
+                kind=item["kind"],
+                entity=item["entity"],
+                entity_id=item["entity_id"],
+                summary=item["summary"],
+                role=item["role"],
+                due_at=item["due_at"],
+                detail=item["detail"],
+            )
 
 
 def _row(answer: _Answer) -> dict[str, Any]:
@@ -1163,6 +1330,6 @@ def summarize(session: Session, check_ids: Sequence[int]) -> Counter[str]:
     return counts
 
 
-def _chunks(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
+def _chunks(items: Sequence[_T], size: int = _CHUNK) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
