@@ -347,7 +347,7 @@ def _slot(today: date, index: int, zone: ZoneInfo) -> datetime:
 async def _bare(url: str, bodies: list[bytes], concurrency: int, *, pooled: bool) -> float:
     """The same inquiries with nothing but asyncio and httpx: the floor for this machine.
 
-    `pooled` uses the flow's transport (httpx's, split into pools of ten); otherwise one
+    `pooled` uses the flow's transport (httpx's, split into pools of five); otherwise one
     stock pool of `concurrency` connections, to show what that split is worth.
     """
     import httpx

@@ -748,12 +748,12 @@ class PooledTransport(httpx.AsyncBaseTransport):
 
     httpcore looks at every connection of its pool, with a syscall each, whenever a request
     starts or ends; at 50 connections that costs more CPU than the request itself. Pools of
-    about ten keep the same concurrency cheap. Each pool has a little headroom so an uneven
-    turn never makes a request wait while another pool is idle; the callers' semaphore still
+    about five keep the same concurrency cheap. Each pool has a little headroom so an uneven
+    turn seldom makes a request wait while another pool is idle; the callers' semaphore still
     bounds how many requests are in flight.
     """
 
-    def __init__(self, connections: int, *, per_pool: int = 10) -> None:
+    def __init__(self, connections: int, *, per_pool: int = 5) -> None:
         count = max(1, -(-connections // per_pool))
         size = -(-connections // count) + 2
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
