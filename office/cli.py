@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from office.cli_eligibility import eligibility_app
 from office.cli_reminders import reminders_app
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
@@ -46,6 +47,7 @@ inbox_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(inbox_app, name="inbox")
+app.add_typer(eligibility_app, name="eligibility")
 app.add_typer(reminders_app, name="reminders")
 
 

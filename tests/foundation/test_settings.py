@@ -99,6 +99,11 @@ def test_every_command_explains_itself() -> None:
         ["inbox", "show"],
         ["inbox", "replay"],
         ["status"],
+        ["eligibility", "run"],
+        ["eligibility", "check"],
+        ["eligibility", "parse"],
+        ["reminders", "run"],
+        ["reminders", "preview"],
     ):
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, command
