@@ -12,7 +12,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
+from pydantic import Field
 
 from flows.runtime import office
 from integrations.payers import get_payer
@@ -62,7 +63,9 @@ class EligibilityBatchesFailed(RuntimeError):
 
 @flow(name="verify-eligibility", persist_result=False)
 async def verify_eligibility(
-    days_ahead: int = 3, refresh_after_days: int = 7, now: datetime | None = None
+    days_ahead: Annotated[int, Field(ge=0, le=60)] = 3,
+    refresh_after_days: Annotated[int, Field(ge=0, le=365)] = 7,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Check insurance for every booked visit in the next few days, once per refresh period.
 
@@ -82,7 +85,7 @@ async def verify_eligibility(
     flow_run_name="appointment-{appointment_id}",
     persist_result=False,
 )
-async def verify_appointment(appointment_id: int) -> dict[str, int]:
+async def verify_appointment(appointment_id: Annotated[int, Field(ge=0)]) -> dict[str, int]:
     """Check insurance for one visit now: a new booking, or a manual run from the UI.
 
     Args:

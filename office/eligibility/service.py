@@ -102,6 +102,8 @@ log = logging.getLogger("office.eligibility")
 BOOKED = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 VERIFIED = (CheckStatus.ACTIVE, CheckStatus.INACTIVE)
 REFRESH_SERVICE_TYPE = "30"
+# A pending check this old belongs to no live run: batches finish within minutes.
+ORPHANED_AFTER = timedelta(hours=1)
 # Every run reports these, zero or not, so summaries line up from one run to the next.
 OUTCOMES = ("due", "checked", "active", "inactive", "unverified", "errors", "alerts")
 # Bound parameters per IN (...) list; far below any backend's limit.
@@ -331,10 +333,12 @@ def record_pending(
     """Write a pending check per inquiry before anything is sent; returns check ids per payer.
 
     A run asked again (a flow retry, the same `run_key`) finds its rows: answered ones are
-    skipped, pending ones re-sent. A pending row left by an earlier run that never finished is
-    taken over rather than duplicated.
+    skipped, pending ones re-sent. A pending row left by an earlier run that never finished
+    (older than `ORPHANED_AFTER`) is taken over rather than duplicated; a younger one may
+    belong to a run still going (a booking checked during the daily batch), so it is left
+    to that run.
     """
-    existing = _existing(session, due, run_key)
+    existing = _existing(session, due, run_key, orphaned_before=now - ORPHANED_AFTER)
     batches: dict[int, list[int]] = {}
     adopted: list[int] = []
     fresh: list[dict[str, Any]] = []
@@ -398,8 +402,9 @@ def _summary(item: Due) -> dict[str, Any]:
 
 
 def _existing(
-    session: Session, due: Sequence[Due], run_key: str
+    session: Session, due: Sequence[Due], run_key: str, *, orphaned_before: datetime
 ) -> dict[tuple[int | None, int, date, str], tuple[int, CheckStatus, str | None]]:
+    """This run's rows, and pending rows old enough that no live run can still own them."""
     if not due:
         return {}
     first = min(d.date_of_service for d in due)
@@ -419,8 +424,11 @@ def _existing(
             .where(
                 EligibilityCheck.coverage_id.in_(chunk),
                 EligibilityCheck.date_of_service.between(first, last),
-                (EligibilityCheck.status == CheckStatus.PENDING)
-                | (EligibilityCheck.run_key == run_key),
+                (EligibilityCheck.run_key == run_key)
+                | (
+                    (EligibilityCheck.status == CheckStatus.PENDING)
+                    & (EligibilityCheck.created_at < orphaned_before)
+                ),
             )
             .order_by(EligibilityCheck.id)
         )

@@ -261,15 +261,21 @@ def test_same_run_again_reuses_pending_and_skips_answered(factory: sessionmaker[
     with transaction(factory) as session:
         [again] = record_pending(session, items, run_key="run-1", now=NOW).values()
         assert again == first[1:]
-        # A new run asks about the unverified one again, and takes over the pending ones.
-        [later] = record_pending(session, items, run_key="run-2", now=NOW).values()
+    with factory() as session:  # never committed
+        # A run alongside leaves run-1's pending rows alone and makes its own.
+        [alongside] = record_pending(session, items, run_key="run-2", now=NOW).values()
+        assert not set(alongside) & set(first)
+        assert len(alongside) == 3
+    with transaction(factory) as session:
+        # A run hours later asks about the unverified one again and takes over the orphans.
+        [later] = record_pending(session, items, run_key="run-3", now=NOW + days(1)).values()
         fresh = set(later) - set(first)
         assert len(fresh) == 1
         assert set(later) - fresh == set(first[1:])
         owners = set(
             session.scalars(select(EligibilityCheck.run_key).where(EligibilityCheck.id.in_(later)))
         )
-        assert owners == {"run-2"}
+        assert owners == {"run-3"}
         orphan = session.get(EligibilityCheck, first[0])
         assert orphan is not None
         assert orphan.run_key == "run-1"
