@@ -119,6 +119,7 @@ def _measure(
         if profiler is not None:
             profiler.disable()
         wall_s = time.perf_counter() - started
+        flow_rss_mb = _rss_mb()
         received = sink.counts()
         _flush_logs()
 
@@ -144,6 +145,7 @@ def _measure(
         "seeded": seeded,
         "drop_every": args.drop_every,
         "database": "postgresql" if args.database_url else "sqlite",
+        "flow_peak_rss_mb": flow_rss_mb,
         "server_start_s": round(server_start_s, 2),
         "warmup_s": round(warmup_s, 2),
     }
@@ -284,6 +286,13 @@ async def _bare_loop(port: int, messages: list[EmailMessage], *, as_bytes: bool)
     elapsed = time.perf_counter() - started
     await smtp.quit()
     return elapsed
+
+
+def _rss_mb() -> float:
+    """This process's peak RSS so far: the flow's, before the baseline builds its messages."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _print_profile(profiler: cProfile.Profile) -> None:

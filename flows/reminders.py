@@ -8,6 +8,7 @@ thousands costs a handful of task runs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -145,11 +146,14 @@ async def send_reminders(now: datetime | None = None) -> dict[str, int]:
             and replays pass one).
     """
     moment, late = _clock(now)
+    started = time.monotonic()
     tally = Tally()
     tally.merge(settle_interrupted(moment))
     tally.merge(record_due(moment))
     for batch in _batches(find_due(moment), BATCH_SIZE):
-        tally.merge(await send_messages(batch, moment))
+        # Each batch starts at its own moment: the run's clock plus what has passed.
+        elapsed = timedelta(seconds=time.monotonic() - started)
+        tally.merge(await send_messages(batch, moment + elapsed))
     await _publish(tally, "reminder-run", "Reminder messages by kind, channel and outcome")
     return {**tally.flat(), "late_run": int(late)}
 

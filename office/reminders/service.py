@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -137,6 +138,8 @@ DEFAULT_POLICY = Policy()
 _ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 _TOLD = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT, OutboxStatus.UNKNOWN)
 _CHUNK = 500
+# The outbox is shared by every flow: ours are the appointment messages of these kinds.
+_OURS = OutboxItem.kind.in_(KINDS) & OutboxItem.appointment_id.is_not(None)
 
 
 class DeliveryDeferred(Exception):
@@ -760,7 +763,7 @@ def due_outbox_ids(
     """Pending reminder-kind messages whose time has come, oldest first."""
     query = select(OutboxItem.id).where(
         OutboxItem.status == OutboxStatus.PENDING,
-        OutboxItem.kind.in_(KINDS),
+        _OURS,
         OutboxItem.due_at <= now,
     )
     if appointment_id is not None:
@@ -804,7 +807,7 @@ def reconcile_interrupted(
             session.execute(
                 select(OutboxItem.id, OutboxItem.kind, OutboxItem.channel).where(
                     OutboxItem.status == OutboxStatus.SENDING,
-                    OutboxItem.kind.in_(KINDS),
+                    _OURS,
                     OutboxItem.claimed_at < now - lease,
                 )
             )
@@ -1304,11 +1307,14 @@ async def send_batch(
 ) -> Tally:
     """Send these pending messages over one connection per transport, each exactly once.
 
+    `now` is the batch's start; the clock advances with real elapsed time from there.
+
     Raises:
         DeliveryDeferred: `max_deferred` messages in a row could not be handed over
             (server down, repeated 4xx); they and the rest stay pending.
     """
     tally = Tally()
+    batch_now = now
     secret = settings.require_secret_key()
     engine: Engine = factory.kw["bind"]
     with factory() as session:
@@ -1329,7 +1335,7 @@ async def send_batch(
                 .where(
                     OutboxItem.id.in_(outbox_ids),
                     OutboxItem.status == OutboxStatus.PENDING,
-                    OutboxItem.kind.in_(KINDS),
+                    _OURS,
                 )
                 .order_by(OutboxItem.id)
             )
@@ -1337,8 +1343,13 @@ async def send_batch(
         visits = load_visits(session, {item.appointment_id for item in items}, policy)
     state = _BatchState()
     deferred_in_a_row = 0
+    started = time.monotonic()
     async with channels() as transports:
         for item in items:
+            # Each message is judged and stamped at the moment it goes: a long batch
+            # must not keep sending after the window closes, nor claim with a stale
+            # time a later run would take for an expired lease.
+            now = batch_now + timedelta(seconds=time.monotonic() - started)
             visit = visits.get(item.appointment_id)
             verdict = _judge(item, visit, now, policy, state)
             if verdict.action == "defer":
@@ -1428,13 +1439,14 @@ async def run_once(
     )
     tally.merge(enqueue_due(factory, now=now, policy=policy))
     ids = due_outbox_ids(factory, now=now)
+    started = time.monotonic()
     for chunk in _chunks(ids, batch_size):
         tally.merge(
             await send_batch(
                 factory,
                 settings,
                 chunk,
-                now=now,
+                now=now + timedelta(seconds=time.monotonic() - started),
                 channels=opener,
                 policy=policy,
                 retry_delays=retry_delays,
@@ -1523,7 +1535,7 @@ def preview(
             session.scalars(
                 select(OutboxItem).where(
                     OutboxItem.status == OutboxStatus.PENDING,
-                    OutboxItem.kind.in_(KINDS),
+                    _OURS,
                     OutboxItem.due_at <= until,
                 )
             )
