@@ -1,14 +1,12 @@
-"""HMAC signatures: inbound webhooks, and the links we put in patients' messages."""
+"""HMAC signatures on inbound webhooks (patient links sign their own: office.reminders.links)."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import time
 
-__all__ = ["LinkError", "make_link_token", "read_link_token", "sign_webhook", "verify_webhook"]
+__all__ = ["LinkError", "sign_webhook", "verify_webhook"]
 
 WEBHOOK_TOLERANCE_SECONDS = 300
 
@@ -43,40 +41,3 @@ def verify_webhook(
 
 class LinkError(ValueError):
     """A link token that is forged, expired, or meant for something else."""
-
-
-def make_link_token(secret: str, *, purpose: str, subject: int, version: int, expires: int) -> str:
-    """A signed, expiring, single-purpose token: `payload.signature`, URL-safe."""
-    payload = {"p": purpose, "s": subject, "v": version, "e": expires}
-    raw = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
-    return f"{raw}.{_mac(secret, raw)}"
-
-
-def read_link_token(
-    secret: str, token: str, *, purpose: str, now: float | None = None
-) -> dict[str, int]:
-    """Check a token and return its subject, version and expiry; raises LinkError."""
-    raw, _, mac = token.partition(".")
-    if not raw or not mac or not hmac.compare_digest(_mac(secret, raw), mac):
-        raise LinkError("this link is not valid")
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-    except (ValueError, TypeError) as exc:
-        raise LinkError("this link is not valid") from exc
-    if payload.get("p") != purpose:
-        raise LinkError("this link is not valid for this action")
-    if (time.time() if now is None else now) > payload.get("e", 0):
-        raise LinkError("this link has expired")
-    return {
-        "subject": int(payload["s"]),
-        "version": int(payload["v"]),
-        "expires": int(payload["e"]),
-    }
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _mac(secret: str, raw: str) -> str:
-    return _b64(hmac.new(secret.encode(), raw.encode(), hashlib.sha256).digest()[:20])

@@ -1,8 +1,8 @@
 """Patient links: signed, expiring, single-purpose tokens, and what answering one does.
 
-`office.signing.make_link_token` writes JSON and a 160-bit MAC, about 85
-characters; with the site's address that leaves no room in a 160-character
-text. These tokens carry the same claims in 17 bytes (23 URL-safe characters):
+A JSON token with a 160-bit MAC runs to about 85 characters; with the site's
+address that leaves no room in a 160-character text. These tokens carry the
+claims in 17 bytes (23 URL-safe characters):
 
     purpose (1 byte) | appointment id (4) | appointment start, Unix seconds (4) | MAC (8)
 
