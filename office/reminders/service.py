@@ -624,6 +624,7 @@ def withdraw_pending(
     reason: str,
     now: datetime,
     keep: Callable[[OutboxItem], bool] | None = None,
+    tally: Tally | None = None,
 ) -> int:
     """Withdraw this appointment's unsent messages (those `keep` spares stay); returns how many."""
     withdrawn = 0
@@ -638,6 +639,8 @@ def withdraw_pending(
             continue
         if _transition(session, item.id, OutboxStatus.PENDING, OutboxStatus.WITHDRAWN, now, reason):
             withdrawn += 1
+            if tally is not None:
+                tally.add(item.kind, item.channel, "withdrawn")
     return withdrawn
 
 
@@ -662,15 +665,14 @@ def enqueue_notices(
             return item.kind != "cancellation"
         return bool(item.detail.get("start") != stamp) or item.kind == "cancellation"
 
-    moved = withdraw_pending(
+    withdraw_pending(
         session,
         appointment_id,
         reason="appointment cancelled" if cancelled else "appointment moved",
         now=now,
         keep=lambda item: not stale(item),
+        tally=tally,
     )
-    if moved:
-        tally.add("reminder", "any", "withdrawn", moved)
     if visit.start <= now:
         return tally
     history = list(
