@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.payers import (
@@ -78,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdapterFactory",
+    "AnswersNotStored",
     "BatchOutcome",
     "ChecksStillPending",
     "Due",
@@ -118,6 +119,13 @@ class ChecksStillPending(Exception):
         super().__init__(f"payer {payer_id}: {pending} checks still waiting on the payer")
         self.payer_id = payer_id
         self.pending = pending
+
+
+class AnswersNotStored(RuntimeError):
+    """The database refused a batch of answers; those checks stay pending for a retry."""
+
+    def __init__(self, count: int, kind: str) -> None:
+        super().__init__(f"could not store {count} eligibility answers ({kind})")
 
 
 class MissingSubscriber(ValueError):
@@ -1188,6 +1196,10 @@ class _Recorder:
             return
         try:
             store_answers(self._factory, batch)
+        except SQLAlchemyError as exc:
+            # SQLAlchemy puts the statement's parameters (raw 271s, names) in its message, and
+            # Prefect records whatever a task raises: keep the kind, drop the text.
+            self._error = AnswersNotStored(len(batch), type(exc).__name__)
         except BaseException as exc:
             # Raised at the next add or at close: a timer callback has no caller to tell.
             self._error = exc

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from integrations.payers import PayerConfigError
 from office.db import transaction
 from office.eligibility.service import (
+    AnswersNotStored,
     BatchOutcome,
     RetryPolicy,
     TokenBucket,
@@ -34,6 +36,7 @@ from tests.eligibility.builders import (
     appointment,
     clinic,
     days,
+    first_name,
     patient,
 )
 
@@ -401,3 +404,39 @@ def test_token_bucket_waiters_do_not_queue_behind_each_other() -> None:
 def test_token_bucket_refuses_nonsense() -> None:
     with pytest.raises(ValueError, match="positive rate"):
         TokenBucket(rate=0, burst=1)
+
+
+REFUSE_SQLITE = """
+CREATE TRIGGER refuse BEFORE UPDATE ON eligibility_checks
+BEGIN SELECT RAISE(ABORT, 'refused'); END
+"""
+REFUSE_FUNCTION_PG = """
+CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql
+AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$
+"""
+REFUSE_TRIGGER_PG = """
+CREATE TRIGGER refuse BEFORE UPDATE ON eligibility_checks
+FOR EACH ROW EXECUTE FUNCTION refuse()
+"""
+
+
+def test_a_database_failure_keeps_checks_pending_and_says_nothing_of_the_patient(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    payer_id, ids = prepare(factory, 3)
+    with transaction(factory) as session:
+        # The database now refuses every answer, as it would when full or read-only; the
+        # refused statement carries the raw 271, names and all.
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text(REFUSE_SQLITE))
+        else:
+            session.execute(text(REFUSE_FUNCTION_PG))
+            session.execute(text(REFUSE_TRIGGER_PG))
+    fake = FakePayer(decide=lambda request, attempt: "inactive")
+    with pytest.raises(AnswersNotStored) as raised:
+        run(factory, settings, payer_id, ids, fake)
+    message = "".join(traceback.format_exception(raised.value))
+    assert "Quillfeather" not in message
+    assert first_name(0) not in message
+    assert "ISA" not in message
+    assert {row.status for row in checks(factory)} == {CheckStatus.PENDING}
