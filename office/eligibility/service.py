@@ -16,13 +16,13 @@ import asyncio
 import itertools
 import logging
 import random
-import time as monotonic_time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -82,6 +82,7 @@ __all__ = [
     "BatchOutcome",
     "ChecksStillPending",
     "Due",
+    "MissingSubscriber",
     "PooledTransport",
     "RetryPolicy",
     "TokenBucket",
@@ -593,7 +594,7 @@ class TokenBucket:
         rate: float,
         burst: int,
         *,
-        clock: Callable[[], float] = monotonic_time.monotonic,
+        clock: Callable[[], float] = monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if rate <= 0 or burst < 1:
@@ -703,12 +704,12 @@ async def run_batch(
     def clock() -> datetime:
         return now if now is not None else utcnow()
 
-    today = local_today(clock(), settings.practice_timezone)
-    payer, ref = _load_payer(factory, settings, payer_id)
-    jobs = _Jobs(factory, settings, payer_id, ref, check_ids, today)
     outcome = BatchOutcome()
     if not check_ids:
         return outcome
+    today = local_today(clock(), settings.practice_timezone)
+    payer, ref = _load_payer(factory, settings, payer_id)
+    jobs = _Jobs(factory, settings, payer_id, ref, check_ids, today)
     recorder = _Recorder(factory)
     try:
         await _ask_all(payer, jobs, adapters, recorder, outcome, policy, final, clock, sleep, rng)
@@ -736,10 +737,10 @@ async def _ask_all(
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         try:
             adapter = adapters(payer.adapter, config=payer.config, client=client)
-        except PayerConfigError:
+        except PayerConfigError as exc:
             for job in jobs:
                 alert = failure_alert(job.context, "payer_config")
-                done = _failed(job, clock(), alert, "payer adapter is not set up", 0)
+                done = _failed(job, clock(), alert, f"payer adapter is not set up: {exc}", 0)
                 _count(outcome, done)
                 recorder.add(done)
             raise
