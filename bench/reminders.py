@@ -297,7 +297,7 @@ def _rss_mb() -> float:
 
 def _print_profile(profiler: cProfile.Profile) -> None:
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
     print(out.getvalue(), file=sys.stderr)
 
 

@@ -8,6 +8,7 @@ it in the calendar.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime, timedelta
 from typing import Literal
@@ -126,13 +127,29 @@ def build_ics(
 
     calendar.add_component(event)
     # A VTIMEZONE spanning the event's calendar years keeps the file small yet
-    # covers any DST change between start and end.
-    calendar.add_missing_timezones(
-        first_date=date(start.year, 1, 1),
-        last_date=date(end.year, 1, 1) + timedelta(days=366),
-    )
+    # covers any DST change between start and end. It depends only on the zone
+    # and the years, so icalendar builds it once per pair and it is spliced in
+    # ahead of the event, where `add_missing_timezones` would put it.
     ical: bytes = calendar.to_ical()
+    if start.tzinfo is zone:  # wall-clock times, which need their zone's rules
+        at = ical.index(b"BEGIN:VEVENT\r\n")
+        ical = ical[:at] + _vtimezone(tz, start.year, end.year) + ical[at:]
     return ical
+
+
+@functools.lru_cache(maxsize=64)
+def _vtimezone(tz: str, first_year: int, last_year: int) -> bytes:
+    """The serialized VTIMEZONE covering `first_year` through `last_year` in `tz`."""
+    zone = ZoneInfo(tz)
+    calendar = Calendar()
+    event = Event()
+    event.add("dtstart", datetime(first_year, 1, 1, 12, tzinfo=zone))
+    calendar.add_component(event)
+    calendar.add_missing_timezones(
+        first_date=date(first_year, 1, 1),
+        last_date=date(last_year, 1, 1) + timedelta(days=366),
+    )
+    return b"".join(component.to_ical() for component in calendar.walk("VTIMEZONE"))
 
 
 def _ambiguous(local: datetime) -> bool:

@@ -12,8 +12,10 @@ from integrations.mail.base import (
     MailRecipientRejected,
     MailRetryableError,
     TlsMode,
+    Wire,
     envelope_of,
     get_mailer,
+    to_wire,
 )
 from integrations.mail.file import FileMailer
 from integrations.mail.smtp import SmtpMailer
@@ -30,6 +32,8 @@ __all__ = [
     "MailerKind",
     "SmtpMailer",
     "TlsMode",
+    "Wire",
     "envelope_of",
     "get_mailer",
+    "to_wire",
 ]

@@ -18,7 +18,11 @@ text or message content: they end up in Prefect's logs.
 
 from __future__ import annotations
 
+import copy
+import email.generator
+import io
 from dataclasses import dataclass
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
@@ -37,8 +41,10 @@ __all__ = [
     "Mailer",
     "MailerKind",
     "TlsMode",
+    "Wire",
     "envelope_of",
     "get_mailer",
+    "to_wire",
 ]
 
 MailerKind = Literal["file", "smtp"]
@@ -86,8 +92,11 @@ class Mailer(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, message: EmailMessage | Wire) -> str:
         """Send one message and return the provider's id for it (its Message-ID here).
+
+        A `Wire` is a message already flattened by `to_wire` (in another process,
+        say); it goes out byte for byte.
 
         Raises:
             MailRetryableError, MailAmbiguousError, MailPermanentError: see the tree above.
@@ -173,6 +182,59 @@ def envelope_of(message: EmailMessage) -> Envelope:
     if not recipients:
         raise ValueError("message has no recipient")
     return Envelope(message_id=message_id, sender=senders[0], recipients=recipients)
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """A message ready for the wire: its envelope and its CRLF bytes, without Bcc."""
+
+    envelope: Envelope
+    data: bytes
+
+
+def to_wire(message: EmailMessage) -> Wire:
+    """Flatten a message as SMTP carries it: CRLF line ends, Bcc removed.
+
+    Raises:
+        ValueError: as `envelope_of`.
+    """
+    envelope = envelope_of(message)
+    outgoing = message
+    if "Bcc" in message or "Resent-Bcc" in message:
+        # Bcc must never reach the recipients; the envelope above still has them.
+        outgoing = copy.copy(message)
+        del outgoing["Bcc"]
+        del outgoing["Resent-Bcc"]
+    with io.BytesIO() as buffer:
+        email.generator.BytesGenerator(buffer, policy=_WIRE).flatten(outgoing)
+        return Wire(envelope, buffer.getvalue())
+
+
+class _WirePolicy(EmailPolicy):
+    """`email.policy.SMTP`, minus the refold of header lines that already fit.
+
+    Refolding a header that fits on one line yields the line unchanged, yet costs
+    half the flatten. A short, plain-ASCII, single-line value is written as its
+    parse tree reads, which is what the refold produces; anything else takes
+    the standard path. A test holds the two byte for byte.
+    """
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        tree = getattr(value, "_parse_tree", None)
+        if tree is not None:
+            text = str(tree)
+            if (
+                text
+                and text.isascii()
+                and "\r" not in text
+                and "\n" not in text
+                and len(name) + 2 + len(text) <= (self.max_line_length or len(text) + 80)
+            ):
+                return f"{name}: {text}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_WIRE = _WirePolicy(linesep="\r\n")
 
 
 def _header_values(message: EmailMessage, name: str) -> list[str]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from integrations.mail.base import MailRetryableError, envelope_of
+from integrations.mail.base import MailRetryableError, Wire, to_wire
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -47,13 +46,13 @@ class FileMailer:
         stem = _UNSAFE.sub("_", message_id.strip().strip("<>")) or "_"
         return self.directory / f"{stem}.eml"
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, message: EmailMessage | Wire) -> str:
         """Write the message as CRLF bytes, as an SMTP server would receive it."""
-        envelope = envelope_of(message)
-        data = message.as_bytes(policy=email.policy.SMTP)
+        wire = message if isinstance(message, Wire) else to_wire(message)
+        envelope = wire.envelope
         path = self.path_for(envelope.message_id)
         try:
-            await asyncio.to_thread(_write_atomically, path, data)
+            await asyncio.to_thread(_write_atomically, path, wire.data)
         except OSError as exc:
             raise MailRetryableError("could not write the outbox file") from exc
         return envelope.message_id

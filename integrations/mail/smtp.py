@@ -12,10 +12,6 @@ waiting for 354 the same way as one after the body.
 from __future__ import annotations
 
 import asyncio
-import copy
-import email.generator
-import email.policy
-import io
 import re
 import ssl
 from typing import TYPE_CHECKING
@@ -38,7 +34,8 @@ from integrations.mail.base import (
     MailRecipientRejected,
     MailRetryableError,
     TlsMode,
-    envelope_of,
+    Wire,
+    to_wire,
 )
 
 if TYPE_CHECKING:
@@ -117,17 +114,18 @@ class SmtpMailer:
                 # changes none of them, so the socket is simply closed.
                 smtp.close()
 
-    async def send(self, message: EmailMessage) -> str:
+    async def send(self, message: EmailMessage | Wire) -> str:
         """Send one message; return its Message-ID once the server accepted the body."""
         if not self._entered:
             raise RuntimeError("use SmtpMailer inside 'async with' so its connection is closed")
-        envelope = envelope_of(message)
+        wire = message if isinstance(message, Wire) else to_wire(message)
+        envelope = wire.envelope
         async with self._lock:
             try:
                 smtp = await self._begin(envelope.sender)
                 await self._recipients(smtp, envelope.recipients)
                 await self._data(smtp)
-                await self._body(smtp, _wire_bytes(message))
+                await self._body(smtp, wire.data)
             except MailError:
                 raise
             except BaseException:
@@ -308,16 +306,6 @@ def _certificate_failure(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
-
-
-def _wire_bytes(message: EmailMessage) -> bytes:
-    """Serialize with CRLF and without Bcc, which must never reach the recipients."""
-    outgoing = copy.copy(message)
-    del outgoing["Bcc"]
-    del outgoing["Resent-Bcc"]
-    with io.BytesIO() as buffer:
-        email.generator.BytesGenerator(buffer, policy=email.policy.SMTP).flatten(outgoing)
-        return buffer.getvalue()
 
 
 def _dot_stuffed(payload: bytes) -> bytes:

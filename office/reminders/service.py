@@ -51,7 +51,9 @@ from integrations.mail import (
     MailPermanentError,
     MailRecipientRejected,
     MailRetryableError,
+    Wire,
     get_mailer,
+    to_wire,
 )
 from integrations.sms import (
     FileSms,
@@ -96,6 +98,7 @@ from office.reminders.policy import (
     visit_label,
     zone_for,
 )
+from office.reminders.prebuild import AHEAD_MIN, EmailJob, Prebuilt
 from office.render import LANGUAGES, render
 
 if TYPE_CHECKING:
@@ -979,7 +982,7 @@ def compose_email(
     settings: Settings,
     secret: str,
 ) -> EmailMessage:
-    """Build the email for one outbox row; the same row always gives the same message."""
+    """Build the email for one outbox row; the same row always gives the same bytes."""
     language = str(detail.get("language") or visit.language)
     context = _context(visit, detail, settings, secret, channel=Channel.EMAIL)
     base = f"reminders/{language}/{kind}"
@@ -1124,7 +1127,7 @@ def _describe(exc: BaseException) -> str:
 
 async def _deliver(
     item: _Snapshot,
-    payload: EmailMessage | str,
+    payload: Wire | str,
     recipient: str,
     channels: Channels,
     retry_delays: Sequence[float],
@@ -1134,7 +1137,7 @@ async def _deliver(
         if delay:
             await asyncio.sleep(delay)
         try:
-            if isinstance(payload, EmailMessage):
+            if isinstance(payload, Wire):
                 provider_id = await channels.mailer.send(payload)
             else:
                 provider_id = await channels.sms.send(
@@ -1345,58 +1348,98 @@ async def send_batch(
         visits = load_visits(session, {item.appointment_id for item in items}, policy)
     state = _BatchState()
     deferred_in_a_row = 0
+    ahead = Prebuilt.start(_email_jobs(items, visits, batch_now, policy), settings, secret)
     started = time.monotonic()
-    async with channels() as transports:
-        for item in items:
-            # Each message is judged and stamped at the moment it goes: a long batch
-            # must not keep sending after the window closes, nor claim with a stale
-            # time a later run would take for an expired lease.
-            now = batch_now + timedelta(seconds=time.monotonic() - started)
-            visit = visits.get(item.appointment_id)
-            verdict = _judge(item, visit, now, policy, state)
-            if verdict.action == "defer":
-                tally.add(item.kind, item.channel, "waiting")
-                continue
-            payload: EmailMessage | str | None = None
-            if verdict.action == "send" and visit is not None and verdict.recipient:
-                # Built before the claim, so the row is "sending" only while on the wire.
-                payload, verdict = _compose(item, visit, verdict, settings, secret)
-            if payload is None or verdict.recipient is None:
-                status = verdict.status or OutboxStatus.SKIPPED
-                with transaction(factory) as session:
-                    closed = _transition(
-                        session, item.id, OutboxStatus.PENDING, status, now, verdict.reason
+    try:
+        async with channels() as transports:
+            for item in items:
+                # Each message is judged and stamped at the moment it goes: a long batch
+                # must not keep sending after the window closes, nor claim with a stale
+                # time a later run would take for an expired lease.
+                now = batch_now + timedelta(seconds=time.monotonic() - started)
+                visit = visits.get(item.appointment_id)
+                verdict = _judge(item, visit, now, policy, state)
+                if verdict.action == "defer":
+                    tally.add(item.kind, item.channel, "waiting")
+                    continue
+                payload: Wire | str | None = None
+                if verdict.action == "send" and visit is not None and verdict.recipient:
+                    # Built before the claim, so the row is "sending" only while on the wire.
+                    payload = await ahead.take(item.id, verdict.recipient)
+                    if payload is None:
+                        payload, verdict = _compose(item, visit, verdict, settings, secret)
+                if payload is None or verdict.recipient is None:
+                    _close(factory, item, verdict, now, tally)
+                    continue
+                message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
+                if not _claim(engine, item.id, now, verdict.recipient, message_id):
+                    continue  # another run took it
+                # Until the next commit, this row is the one message a kill would leave in doubt.
+                outcome = await _deliver(item, payload, verdict.recipient, transports, retry_delays)
+                _settle(factory, engine, item, outcome, now)
+                tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
+                if outcome.rejected_address and visit is not None:
+                    state.undeliverable.add(visit.patient_id)
+                if outcome.opted_out and visit is not None:
+                    state.sms_opted_out.add(visit.patient_id)
+                if outcome.status is not OutboxStatus.PENDING:
+                    deferred_in_a_row = 0
+                    continue
+                deferred_in_a_row += 1
+                if deferred_in_a_row >= max_deferred:
+                    raise DeliveryDeferred(
+                        f"{deferred_in_a_row} messages in a row were not accepted; "
+                        "the rest of the batch stays pending"
                     )
-                if closed:
-                    outcome_name = "withdrawn" if status is OutboxStatus.WITHDRAWN else "skipped"
-                    tally.add(item.kind, item.channel, outcome_name)
-                continue
-            message_id = str(payload["Message-ID"]) if isinstance(payload, EmailMessage) else None
-            if not _claim(engine, item.id, now, verdict.recipient, message_id):
-                continue  # another run took it
-            # Until the next commit, this row is the one message a kill would leave in doubt.
-            outcome = await _deliver(item, payload, verdict.recipient, transports, retry_delays)
-            _settle(factory, engine, item, outcome, now)
-            tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
-            if outcome.rejected_address and visit is not None:
-                state.undeliverable.add(visit.patient_id)
-            if outcome.opted_out and visit is not None:
-                state.sms_opted_out.add(visit.patient_id)
-            if outcome.status is not OutboxStatus.PENDING:
-                deferred_in_a_row = 0
-                continue
-            deferred_in_a_row += 1
-            if deferred_in_a_row >= max_deferred:
-                raise DeliveryDeferred(
-                    f"{deferred_in_a_row} messages in a row were not accepted; "
-                    "the rest of the batch stays pending"
-                )
+    finally:
+        ahead.cancel()
     return tally
+
+
+def _email_jobs(
+    items: Sequence[_Snapshot], visits: dict[int, Visit], now: datetime, policy: Policy
+) -> list[EmailJob]:
+    """The emails this batch will most likely send, judged at its start, to build ahead."""
+    if sum(item.channel is Channel.EMAIL for item in items) < AHEAD_MIN:
+        return []
+    state = _BatchState()
+    jobs: list[EmailJob] = []
+    for item in items:
+        visit = visits.get(item.appointment_id)
+        if item.channel is not Channel.EMAIL or visit is None:
+            continue
+        verdict = _judge(item, visit, now, policy, state)
+        if verdict.action == "send" and verdict.recipient:
+            jobs.append(
+                EmailJob(
+                    item_id=item.id,
+                    key=item.key,
+                    kind=item.kind,
+                    detail=item.detail,
+                    created_at=item.created_at,
+                    recipient=verdict.recipient,
+                    visit=visit,
+                )
+            )
+    return jobs
+
+
+def _close(
+    factory: sessionmaker[Session], item: _Snapshot, verdict: _Verdict, now: datetime, tally: Tally
+) -> None:
+    """Settle a row that will not be sent: withdrawn, or skipped with the reason."""
+    status = verdict.status or OutboxStatus.SKIPPED
+    with transaction(factory) as session:
+        closed = _transition(session, item.id, OutboxStatus.PENDING, status, now, verdict.reason)
+    if closed:
+        tally.add(
+            item.kind, item.channel, "withdrawn" if status is OutboxStatus.WITHDRAWN else "skipped"
+        )
 
 
 def _compose(
     item: _Snapshot, visit: Visit, verdict: _Verdict, settings: Settings, secret: str
-) -> tuple[EmailMessage | str | None, _Verdict]:
+) -> tuple[Wire | str | None, _Verdict]:
     recipient = verdict.recipient or ""
     if item.channel is Channel.EMAIL:
         message = compose_email(
@@ -1409,7 +1452,7 @@ def _compose(
             settings=settings,
             secret=secret,
         )
-        return message, verdict
+        return to_wire(message), verdict
     body = compose_sms(
         kind=item.kind, detail=item.detail, visit=visit, settings=settings, secret=secret
     )

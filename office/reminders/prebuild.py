@@ -1,0 +1,169 @@
+"""Build a batch's emails in a worker process while the send loop talks SMTP.
+
+Rendering, the calendar file and MIME flattening cost more CPU per message than
+the SMTP conversation, and the send loop spends its time waiting on the server.
+So a large batch hands its emails to one worker process, in order, and the loop
+picks each one up just before it claims the row: the worker builds message n+1
+while message n is on the wire, on the machine's other core.
+
+Nothing about delivery moves: the loop still judges every row at the moment it
+goes, claims it, sends it and records the outcome; a message built ahead for a
+recipient the loop no longer chooses is simply built again in line. The worker
+holds no database connection and writes nothing; if it dies, the loop builds
+every remaining message itself.
+
+PHI stays in this machine's memory: the jobs travel over the executor's local
+pipe, and nothing here logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from integrations.mail import Wire, to_wire
+
+if TYPE_CHECKING:
+    from office.reminders.service import Visit
+    from office.settings import Settings
+
+__all__ = ["AHEAD_MIN", "EmailJob", "Prebuilt", "build_email_jobs", "shutdown"]
+
+AHEAD_MIN = 100
+"""Emails a batch must hold before building ahead pays for starting the worker (~1 s)."""
+
+_CHUNK = 8  # emails per job: amortises the pipe, keeps the first send close
+
+_lock = threading.Lock()
+_executor: ProcessPoolExecutor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmailJob:
+    """One outbox row's email, with everything `compose_email` reads."""
+
+    item_id: int
+    key: str
+    kind: str
+    detail: dict[str, Any]
+    created_at: datetime
+    recipient: str
+    visit: Visit
+
+
+def build_email_jobs(jobs: Sequence[EmailJob], settings: Settings, secret: str) -> list[Wire]:
+    """Compose and flatten each job's email; the worker's whole task, in job order."""
+    from office.reminders.service import compose_email
+
+    return [
+        to_wire(
+            compose_email(
+                key=job.key,
+                kind=job.kind,
+                detail=job.detail,
+                created_at=job.created_at,
+                recipient=job.recipient,
+                visit=job.visit,
+                settings=settings,
+                secret=secret,
+            )
+        )
+        for job in jobs
+    ]
+
+
+class Prebuilt:
+    """One batch's emails, queued on the worker in send order and handed out by outbox row."""
+
+    def __init__(self, slots: dict[int, tuple[str, Future[list[Wire]], int]]) -> None:
+        self._slots = slots
+
+    @classmethod
+    def start(cls, jobs: Sequence[EmailJob], settings: Settings, secret: str) -> Prebuilt:
+        """Queue the jobs on the worker, or nothing when the batch is too small to gain."""
+        if len(jobs) < AHEAD_MIN:
+            return cls({})
+        slots: dict[int, tuple[str, Future[list[Wire]], int]] = {}
+        try:
+            executor = _worker()
+            for start in range(0, len(jobs), _CHUNK):
+                chunk = list(jobs[start : start + _CHUNK])
+                future = executor.submit(build_email_jobs, chunk, settings, secret)
+                for index, job in enumerate(chunk):
+                    slots[job.item_id] = (job.recipient, future, index)
+        except (BrokenProcessPool, RuntimeError, OSError):
+            # No worker to be had: every message is built in line, as for a small batch.
+            for _, future, _ in slots.values():
+                future.cancel()
+            _discard_worker()
+            return cls({})
+        return cls(slots)
+
+    async def take(self, item_id: int, recipient: str) -> Wire | None:
+        """This row's email if it was built for `recipient`; None means build it in line."""
+        slot = self._slots.pop(item_id, None)
+        if slot is None or slot[0] != recipient:
+            return None
+        _, future, index = slot
+        try:
+            wires = await asyncio.wrap_future(future)
+        except (BrokenProcessPool, CancelledError):
+            # The worker died: the loop builds the rest of the batch itself.
+            _discard_worker()
+            self.cancel()
+            return None
+        return wires[index]
+
+    def cancel(self) -> None:
+        """Drop whatever was not taken: a batch that stops early leaves nothing queued."""
+        for _, future, _ in self._slots.values():
+            future.cancel()
+        self._slots.clear()
+
+
+def _worker() -> ProcessPoolExecutor:
+    """The process-wide worker, started on first use and reused by every later batch."""
+    global _executor
+    with _lock:
+        if _executor is None:
+            # spawn, not fork: a Prefect process has threads whose locks a fork would copy.
+            _executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_follow_parent,
+            )
+        return _executor
+
+
+def _follow_parent() -> None:
+    """In the worker: exit as soon as the process that started it is gone, even by SIGKILL."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the pipe closes
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
+def _discard_worker() -> None:
+    global _executor
+    with _lock:
+        executor, _executor = _executor, None
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+def shutdown() -> None:
+    """Stop the worker now (tests, and processes that want it gone before exit)."""
+    _discard_worker()

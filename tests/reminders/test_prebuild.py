@@ -1,0 +1,127 @@
+"""A large batch's emails are built ahead in a worker process, and are the loop's own bytes.
+
+The worker only saves the send loop CPU: what it builds must be byte for byte
+what the loop would have built, a row whose recipient changed since the batch
+began is built again in line, and a dead worker leaves the loop building
+everything itself, sending every message once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import timedelta
+
+import pytest
+
+from integrations.mail import to_wire
+from office.reminders import prebuild
+from office.reminders.prebuild import AHEAD_MIN, EmailJob, Prebuilt
+from office.reminders.service import compose_email, load_visits, run_once
+from tests.reminders.conftest import NOW, Clinic, delivered_files
+
+EMAIL_24H = [{"hours": 24, "channels": ["email"]}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_worker() -> None:
+    prebuild.shutdown()
+
+
+def jobs_for(clinic: Clinic, count: int) -> list[EmailJob]:
+    clinic.add_type("mail", reminder_offsets=EMAIL_24H)
+    ids = clinic.many(count, start=NOW + timedelta(hours=23), kind="mail")
+    with clinic.factory() as session:
+        visits = load_visits(session, ids)
+    return [
+        EmailJob(
+            item_id=index,
+            key=f"appt-{appointment_id}:reminder",
+            kind="reminder",
+            detail={"version": 1},
+            created_at=NOW,
+            recipient=f"p{index}@example.test",
+            visit=visits[appointment_id],
+        )
+        for index, appointment_id in enumerate(ids)
+    ]
+
+
+def inline(clinic: Clinic, job: EmailJob) -> bytes:
+    message = compose_email(
+        key=job.key,
+        kind=job.kind,
+        detail=job.detail,
+        created_at=job.created_at,
+        recipient=job.recipient,
+        visit=job.visit,
+        settings=clinic.settings,
+        secret=clinic.settings.require_secret_key(),
+    )
+    return to_wire(message).data
+
+
+def worker_pids() -> set[int]:
+    executor = prebuild._executor
+    assert executor is not None
+    return set(executor._processes or {})
+
+
+def test_a_large_batch_is_built_in_another_process_byte_for_byte(clinic: Clinic) -> None:
+    jobs = jobs_for(clinic, AHEAD_MIN)
+    secret = clinic.settings.require_secret_key()
+
+    async def take_all() -> list[bytes | None]:
+        ahead = Prebuilt.start(jobs, clinic.settings, secret)
+        wires = [await ahead.take(job.item_id, job.recipient) for job in jobs]
+        return [wire.data if wire is not None else None for wire in wires]
+
+    built = asyncio.run(take_all())
+
+    assert worker_pids()
+    assert os.getpid() not in worker_pids()
+    assert built == [inline(clinic, job) for job in jobs]
+
+
+def test_a_small_batch_starts_no_worker(clinic: Clinic) -> None:
+    jobs = jobs_for(clinic, AHEAD_MIN - 1)
+
+    async def take_first() -> object:
+        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
+        return await ahead.take(jobs[0].item_id, jobs[0].recipient)
+
+    assert asyncio.run(take_first()) is None
+    assert prebuild._executor is None
+
+
+def test_a_changed_recipient_is_built_in_line(clinic: Clinic) -> None:
+    jobs = jobs_for(clinic, AHEAD_MIN)
+
+    async def take(recipient: str) -> object:
+        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
+        try:
+            return await ahead.take(jobs[3].item_id, recipient)
+        finally:
+            ahead.cancel()
+
+    assert asyncio.run(take("someone-else@example.test")) is None
+    assert asyncio.run(take(jobs[3].recipient)) is not None
+
+
+def test_a_killed_worker_leaves_the_loop_building_and_sending_everything(clinic: Clinic) -> None:
+    jobs = jobs_for(clinic, AHEAD_MIN)
+
+    async def take_after_kill() -> object:
+        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
+        for pid in worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        return await ahead.take(jobs[-1].item_id, jobs[-1].recipient)
+
+    assert asyncio.run(take_after_kill()) is None
+    assert prebuild._executor is None  # discarded; the next large batch starts a fresh one
+
+    tally = asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW))
+
+    assert tally.flat()["sent_email"] == AHEAD_MIN
+    assert len(delivered_files(clinic.settings.outbox_dir, ".eml")) == AHEAD_MIN
