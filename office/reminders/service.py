@@ -8,11 +8,12 @@ A message's life, all in the `outbox` table::
 
 Exactly once, and what SIGKILL can do to it. Each message is built first, then
 claimed (pending -> sending) in a short transaction, handed to the transport,
-and recorded in the next short transaction. So a process killed at any point
-leaves at most one row in "sending" per running batch, and only if the kill
-fell while that message was on the wire: it may or may not have reached the
-server. Nothing else is ever in doubt. The next run finds that row once its
-lease has run out and settles it by transport:
+and recorded in the next short transaction, which also claims the message
+after it. So a process killed at any point leaves at most one row in "sending"
+per running batch: the message on the wire, which may or may not have reached
+the server, or the one just handed over whose outcome was not yet written.
+Nothing else is ever in doubt. The next run finds that row once its lease has
+run out and settles it by transport:
 
 - a transport that is idempotent on the message's id (the file mailer and file
   SMS overwrite `<id>.eml` / `<key>.json`) gets it again, with the same
@@ -1257,42 +1258,62 @@ def _finish_statement() -> Any:
     )
 
 
-def _claim(
-    engine: Engine, item_id: int, now: datetime, recipient: str, message_id: str | None
-) -> bool:
-    """pending -> sending, one statement, one short transaction; only one claimant wins."""
-    with engine.begin() as connection:
-        result = connection.execute(
-            _CLAIM,
-            {"item_id": item_id, "now": now, "recipient": recipient, "message_id": message_id},
-        )
-    return bool(result.rowcount == 1)
+class _Writes:
+    """The send loop's writes, one short transaction per message.
 
+    A sent message's outcome is written in the same transaction as the next
+    message's claim (or on its own when the batch ends), so each message costs
+    one commit, not two. The invariant is unchanged: at any instant at most one
+    row of the batch is "sending", the one on the wire or the one just sent
+    whose outcome rides with the next claim; a kill leaves only that one in doubt.
+    """
 
-def _settle(
-    factory: sessionmaker[Session],
-    engine: Engine,
-    item: _Snapshot,
-    outcome: _Outcome,
-    now: datetime,
-) -> None:
-    """Record the outcome right after the send; the rare ones also update the patient's record."""
-    if outcome.status in (OutboxStatus.SENT, OutboxStatus.PENDING):
-        with engine.begin() as connection:
-            connection.execute(
-                _FINISH,
-                {
-                    "item_id": item.id,
-                    "status": outcome.status,
-                    "sent_at": now if outcome.status is OutboxStatus.SENT else None,
-                    "provider_id": outcome.provider_id,
-                    "error": outcome.error,
-                    "now": now,
-                },
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._engine: Engine = factory.kw["bind"]
+        self._carry: dict[str, Any] | None = None
+
+    def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
+        """pending -> sending, with the previous outcome; only one claimant wins."""
+        with self._engine.begin() as connection:
+            if self._carry is not None:
+                connection.execute(_FINISH, self._carry)
+            result = connection.execute(
+                _CLAIM,
+                {"item_id": item_id, "now": now, "recipient": recipient, "message_id": message_id},
             )
-        return
-    with transaction(factory) as session:
-        _record(session, item, outcome, now)
+        self._carry = None
+        return bool(result.rowcount == 1)
+
+    def settle(self, item: _Snapshot, outcome: _Outcome, now: datetime) -> None:
+        """Record how the send ended: with the next claim, or now when a person must know."""
+        if outcome.status in (OutboxStatus.SENT, OutboxStatus.PENDING):
+            self._carry = {
+                "item_id": item.id,
+                "status": outcome.status,
+                "sent_at": now if outcome.status is OutboxStatus.SENT else None,
+                "provider_id": outcome.provider_id,
+                "error": outcome.error,
+                "now": now,
+            }
+            return
+        self.flush()
+        with transaction(self._factory) as session:
+            _record(session, item, outcome, now)
+
+    def close(self, item: _Snapshot, verdict: _Verdict, now: datetime) -> bool:
+        """pending -> withdrawn or skipped, with the reason; False when another run had it."""
+        self.flush()
+        status = verdict.status or OutboxStatus.SKIPPED
+        with transaction(self._factory) as session:
+            return _transition(session, item.id, OutboxStatus.PENDING, status, now, verdict.reason)
+
+    def flush(self) -> None:
+        """Write the outcome still waiting for a claim to ride with."""
+        if self._carry is not None:
+            with self._engine.begin() as connection:
+                connection.execute(_FINISH, self._carry)
+            self._carry = None
 
 
 _CLAIM = _claim_statement()
@@ -1321,7 +1342,6 @@ async def send_batch(
     tally = Tally()
     batch_now = now
     secret = settings.require_secret_key()
-    engine: Engine = factory.kw["bind"]
     with factory() as session:
         items = [
             _Snapshot(
@@ -1349,6 +1369,7 @@ async def send_batch(
     state = _BatchState()
     deferred_in_a_row = 0
     ahead = Prebuilt.start(_email_jobs(items, visits, batch_now, policy), settings, secret)
+    writes = _Writes(factory)
     started = time.monotonic()
     try:
         async with channels() as transports:
@@ -1369,14 +1390,16 @@ async def send_batch(
                     if payload is None:
                         payload, verdict = _compose(item, visit, verdict, settings, secret)
                 if payload is None or verdict.recipient is None:
-                    _close(factory, item, verdict, now, tally)
+                    if writes.close(item, verdict, now):
+                        closed = verdict.status is OutboxStatus.WITHDRAWN
+                        tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
                     continue
                 message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
-                if not _claim(engine, item.id, now, verdict.recipient, message_id):
+                if not writes.claim(item.id, now, verdict.recipient, message_id):
                     continue  # another run took it
-                # Until the next commit, this row is the one message a kill would leave in doubt.
+                # Until the next claim commits, this row is the one a kill would leave in doubt.
                 outcome = await _deliver(item, payload, verdict.recipient, transports, retry_delays)
-                _settle(factory, engine, item, outcome, now)
+                writes.settle(item, outcome, now)
                 tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
                 if outcome.rejected_address and visit is not None:
                     state.undeliverable.add(visit.patient_id)
@@ -1393,6 +1416,7 @@ async def send_batch(
                     )
     finally:
         ahead.cancel()
+        writes.flush()
     return tally
 
 
@@ -1422,19 +1446,6 @@ def _email_jobs(
                 )
             )
     return jobs
-
-
-def _close(
-    factory: sessionmaker[Session], item: _Snapshot, verdict: _Verdict, now: datetime, tally: Tally
-) -> None:
-    """Settle a row that will not be sent: withdrawn, or skipped with the reason."""
-    status = verdict.status or OutboxStatus.SKIPPED
-    with transaction(factory) as session:
-        closed = _transition(session, item.id, OutboxStatus.PENDING, status, now, verdict.reason)
-    if closed:
-        tally.add(
-            item.kind, item.channel, "withdrawn" if status is OutboxStatus.WITHDRAWN else "skipped"
-        )
 
 
 def _compose(
