@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["make_engine", "make_sessionmaker", "transaction"]
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, make the directory and set the pragmas we rely on."""
+    """Create an engine; for SQLite, make the directory and set the pragmas we rely on.
+
+    Row values never appear in SQL error messages: they are patient data, and an
+    exception's text ends up in Prefect's logs and states. `hide_parameters`
+    drops the bound values SQLAlchemy would print, and `_without_row_values`
+    the DETAIL line PostgreSQL adds ("Key (mrn)=(...)", "Failing row contains").
+    """
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
@@ -30,7 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _without_row_values)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -42,6 +52,19 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def _without_row_values(context: ExceptionContext) -> None:
+    """Cut a PostgreSQL error down to its primary message, which names no values."""
+    original = context.original_exception
+    primary = getattr(getattr(original, "diag", None), "message_primary", None)
+    if not primary:
+        return
+    original.args = (primary,)
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None:
+        kind = type(original)
+        wrapped.args = (f"({kind.__module__}.{kind.__name__}) {primary}", *wrapped.args[1:])
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

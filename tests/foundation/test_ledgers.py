@@ -104,3 +104,29 @@ def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> 
         )
     with factory() as session:
         assert session.get_one(WorkItem, item.id).status is WorkStatus.DISMISSED
+
+
+def test_a_database_error_names_no_patient_data(factory: sessionmaker[Session]) -> None:
+    from datetime import date
+
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from office.models import Patient
+
+    def patient() -> Patient:
+        return Patient(
+            mrn="MRN-SECRET-77",
+            first_name="Zelda",
+            last_name="Quimby",
+            date_of_birth=date(1970, 5, 6),
+            sex="F",
+        )
+
+    with transaction(factory) as session:
+        session.add(patient())
+    with pytest.raises(IntegrityError) as raised, transaction(factory) as session:
+        session.add(patient())
+    text = str(raised.value)
+    for value in ("MRN-SECRET-77", "Zelda", "Quimby", "1970-05-06"):
+        assert value not in text
