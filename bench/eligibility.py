@@ -15,21 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from bench.prefect_api import flush_logs, prefect_server
 
+if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +42,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         os.environ["PREFECT_HOME"] = str(home / "prefect")
         os.environ["OFFICE_HOME"] = str(home / "office")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with _prefect_server(home) as (api_url, server_start_s):
+        with prefect_server(home) as (api_url, server_start_s):
             os.environ["PREFECT_API_URL"] = api_url
             from bench.mock_clearinghouse import running
 
@@ -115,7 +111,7 @@ def _measure(
         engine.dispose()
         if counts["checked"] != args.n:
             raise RuntimeError(f"the flow checked {counts['checked']} of {args.n} visits")
-    _flush_prefect_logs()
+    flush_logs()
 
     # Best of the rounds for both: the machine is shared, and noise only ever adds time.
     wall_s, bare_s = min(walls), min(bares)
@@ -139,75 +135,6 @@ def _measure(
         "per_check_ms": round(wall_s / args.n * 1000, 3),
         "outcomes": {k: v for k, v in sorted(counts.items()) if v},
     }
-
-
-def _flush_prefect_logs() -> None:
-    """Send the run's logs before the server goes away, not at interpreter exit."""
-    from prefect.logging.handlers import APILogHandler
-
-    asyncio.run(APILogHandler.aflush())
-
-
-# --- the Prefect API ------------------------------------------------------------------------
-
-
-@contextmanager
-def _prefect_server(home: Path) -> Iterator[tuple[str, float]]:
-    """`prefect server start` on a free loopback port; yields its API URL and start-up time."""
-    import httpx
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(home / "prefect")
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    env["PREFECT_UI_ENABLED"] = "false"
-    log = (home / "prefect-server.log").open("w")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = started + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("prefect server exited; see its log in the bench home")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() > deadline:
-                raise RuntimeError("prefect server did not start within 120 s")
-            time.sleep(0.1)
-        yield url, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the practice ---------------------------------------------------------------------------

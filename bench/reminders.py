@@ -21,18 +21,16 @@ import cProfile
 import io
 import os
 import pstats
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.prefect_api import flush_logs, prefect_server
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from email.message import EmailMessage
 
     from sqlalchemy import Engine
@@ -54,7 +52,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         os.environ["PREFECT_HOME"] = str(home / "prefect")
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-        with _prefect_server(home) as (api_url, server_start_s):
+        with prefect_server(home) as (api_url, server_start_s):
             os.environ["PREFECT_API_URL"] = api_url
             from bench.smtp_sink import start_sink
 
@@ -121,7 +119,7 @@ def _measure(
         wall_s = time.perf_counter() - started
         flow_rss_mb = _rss_mb()
         received = sink.counts()
-        _flush_logs()
+        flush_logs()
 
         messages = _prebuilt(current.factory, settings)
         bare_s = asyncio.run(_bare_loop(bare_port, messages, as_bytes=False))
@@ -299,64 +297,3 @@ def _print_profile(profiler: cProfile.Profile) -> None:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
     print(out.getvalue(), file=sys.stderr)
-
-
-def _flush_logs() -> None:
-    from prefect.logging.handlers import APILogHandler
-
-    asyncio.run(APILogHandler.aflush())
-
-
-# --- the Prefect API ------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _prefect_server(home: Path) -> Iterator[tuple[str, float]]:
-    """`prefect server start` on a free loopback port; yields its API URL and start-up time."""
-    import httpx
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(home / "prefect")
-    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    env["PREFECT_UI_ENABLED"] = "false"
-    log = (home / "prefect-server.log").open("w")
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "prefect", "server", "start"),
-            *("--host", "127.0.0.1", "--port", str(port)),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = started + 120
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError("prefect server exited; see its log in the bench home")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.perf_counter() > deadline:
-                raise RuntimeError("prefect server did not start within 120 s")
-            time.sleep(0.1)
-        yield url, time.perf_counter() - started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from integrations.files import write_atomically
 from integrations.mail.base import MailRetryableError, Wire, to_wire
 
 if TYPE_CHECKING:
@@ -52,21 +51,7 @@ class FileMailer:
         envelope = wire.envelope
         path = self.path_for(envelope.message_id)
         try:
-            await asyncio.to_thread(_write_atomically, path, wire.data)
+            await asyncio.to_thread(write_atomically, path, wire.data)
         except OSError as exc:
             raise MailRetryableError("could not write the outbox file") from exc
         return envelope.message_id
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -30,7 +30,13 @@ from integrations.payers.base import (
     setting,
     translate_transport_error,
 )
-from office.eligibility.codes import ACTIVE_CODES, INACTIVE_CODES, OTHER_PAYER_ROLES, classify_aaa
+from office.eligibility.codes import (
+    ACTIVE_CODES,
+    INACTIVE_CODES,
+    classify_aaa,
+    other_payers,
+    primary_care_provider,
+)
 from office.eligibility.types import (
     Aaa,
     Benefit,
@@ -444,14 +450,8 @@ def _result(
         eligibility_end=eligibility_end,
         benefits=benefits,
         aaa=aaa,
-        pcp=_pcp(benefits),
-        other_payers=tuple(
-            entity
-            for benefit in benefits
-            if benefit.code == "R"
-            for entity in benefit.entities
-            if entity.role in OTHER_PAYER_ROLES
-        ),
+        pcp=primary_care_provider(benefits),
+        other_payers=other_payers(benefits),
         payer_corrected_data=_str(patient.get("maintenanceReasonCode")) == "25",
     )
 
@@ -464,16 +464,3 @@ def _begin_end(
     begin = begin_period[0] if begin_period else (both[0] if both else None)
     end = end_period[1] if end_period else (both[1] if both else None)
     return begin, end
-
-
-def _pcp(benefits: tuple[Benefit, ...]) -> Entity | None:
-    for benefit in benefits:
-        if benefit.code == "L":
-            for entity in benefit.entities:
-                if entity.role == "P3":
-                    return entity
-    for benefit in benefits:
-        for entity in benefit.entities:
-            if entity.role == "P3":
-                return entity
-    return None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from integrations.files import write_atomically
 from integrations.sms.base import SmsRetryableError
 
 __all__ = ["FileSms"]
@@ -36,21 +35,7 @@ class FileSms:
         record = {"id": message_id, "idempotency_key": idempotency_key, "to": to, "body": body}
         data = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
         try:
-            await asyncio.to_thread(_write_atomically, self.path_for(idempotency_key), data)
+            await asyncio.to_thread(write_atomically, self.path_for(idempotency_key), data)
         except OSError as exc:
             raise SmsRetryableError("could not write the SMS outbox file") from exc
         return message_id
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise

@@ -25,8 +25,9 @@ from integrations.x12.tokenizer import Separators, X12Error, tokenize
 from office.eligibility.codes import (
     ACTIVE_CODES,
     INACTIVE_CODES,
-    OTHER_PAYER_ROLES,
     classify_aaa,
+    other_payers,
+    primary_care_provider,
 )
 from office.eligibility.types import (
     Aaa,
@@ -307,14 +308,8 @@ def _result(
         eligibility_end=eligibility_end,
         benefits=benefits,
         aaa=aaa,
-        pcp=_pcp(benefits),
-        other_payers=tuple(
-            entity
-            for benefit in benefits
-            if benefit.code == "R"
-            for entity in benefit.entities
-            if entity.role in OTHER_PAYER_ROLES
-        ),
+        pcp=primary_care_provider(benefits),
+        other_payers=other_payers(benefits),
         payer_corrected_data=patient.corrected,
     )
 
@@ -334,25 +329,6 @@ def _plan(benefits: tuple[Benefit, ...], chosen: Benefit | None) -> tuple[str | 
         (b.insurance_type for b in siblings if b.insurance_type), None
     )
     return plan_name, insurance
-
-
-def _pcp(benefits: tuple[Benefit, ...]) -> Entity | None:
-    """The EB*L's NM1*P3; some senders misplace the LS..LE, so any P3 or EB*L provider next."""
-    for benefit in benefits:
-        if benefit.code == "L":
-            for entity in benefit.entities:
-                if entity.role == "P3":
-                    return entity
-    for benefit in benefits:
-        for entity in benefit.entities:
-            if entity.role == "P3":
-                return entity
-    for benefit in benefits:
-        if benefit.code == "L":
-            for entity in benefit.entities:
-                if entity.role in ("1P", "FA"):
-                    return entity
-    return None
 
 
 def _results(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from office.eligibility.types import Aaa, AaaAction
+from office.eligibility.types import Aaa, AaaAction, Benefit, Entity
 
 __all__ = [
     "AAA_FOLLOWUPS",
@@ -23,7 +23,9 @@ __all__ = [
     "OTHER_PAYER_ROLES",
     "SERVICE_TYPES",
     "classify_aaa",
+    "other_payers",
     "overall_action",
+    "primary_care_provider",
 ]
 
 ACTIVE_CODES: Final = frozenset({"1", "2", "3", "4", "5"})
@@ -335,3 +337,34 @@ def overall_action(aaa: Iterable[Aaa]) -> AaaAction | None:
         if action in actions:
             return action
     return None
+
+
+def primary_care_provider(benefits: Iterable[Benefit]) -> Entity | None:
+    """The EB*L's NM1*P3; some senders misplace the LS..LE, so any P3 or EB*L provider next."""
+    benefits = tuple(benefits)
+    for benefit in benefits:
+        if benefit.code == "L":
+            for entity in benefit.entities:
+                if entity.role == "P3":
+                    return entity
+    for benefit in benefits:
+        for entity in benefit.entities:
+            if entity.role == "P3":
+                return entity
+    for benefit in benefits:
+        if benefit.code == "L":
+            for entity in benefit.entities:
+                if entity.role in ("1P", "FA"):
+                    return entity
+    return None
+
+
+def other_payers(benefits: Iterable[Benefit]) -> tuple[Entity, ...]:
+    """The payers named under EB*R (coordination of benefits)."""
+    return tuple(
+        entity
+        for benefit in benefits
+        if benefit.code == "R"
+        for entity in benefit.entities
+        if entity.role in OTHER_PAYER_ROLES
+    )

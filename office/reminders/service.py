@@ -421,6 +421,17 @@ def _lock_appointments(session: Session, ids: Sequence[int]) -> None:
 Identity = tuple[int, str, str, str, int]  # appointment, kind, offset, channel, start
 
 
+def _identity(visit: Visit, plan: Planned) -> Identity:
+    """The key fields that tell whether this reminder is already in the outbox."""
+    return (
+        visit.appointment_id,
+        "reminder",
+        plan.offset.key,
+        str(plan.channel),
+        _stamp(visit.start),
+    )
+
+
 def _identities(session: Session, ids: Sequence[int]) -> set[Identity]:
     """Messages already recorded for these appointments, whatever their version."""
     found: set[Identity] = set()
@@ -575,13 +586,7 @@ def _due_rows(
     open_window = policy.window.may_send(now, visit.zone)
     rows = []
     for plan in due_now(plan_reminders(visit.facts, policy), now):
-        identity = (
-            visit.appointment_id,
-            "reminder",
-            plan.offset.key,
-            str(plan.channel),
-            _stamp(visit.start),
-        )
+        identity = _identity(visit, plan)
         if identity in seen:
             continue
         if plan.skip is None and not open_window:
@@ -1565,13 +1570,7 @@ def preview(
                 for plan in plans:
                     if plan.send_at > until:
                         continue
-                    identity = (
-                        visit.appointment_id,
-                        "reminder",
-                        plan.offset.key,
-                        str(plan.channel),
-                        _stamp(visit.start),
-                    )
+                    identity = _identity(visit, plan)
                     if identity in seen:
                         continue
                     shown = overdue.get(id(plan), plan) if plan.send_at <= now else plan
