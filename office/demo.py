@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -16,10 +17,20 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import make_engine, make_sessionmaker, transaction
-from office.demo_data import DEMO_PRACTICE, seed_practice
+from office.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.ledgers import store_inbound
 from office.migrate import upgrade
-from office.models import Appointment, AppointmentType, Base, Location, Patient, Practice, Provider
+from office.models import (
+    Appointment,
+    AppointmentType,
+    Base,
+    Location,
+    Patient,
+    Practice,
+    Provider,
+    utcnow,
+)
+from office.reminders.policy import Policy
 from office.settings import Settings, SettingsError, ensure_secrets
 from office.status import collect_status
 
@@ -70,10 +81,16 @@ def run_demo(
             upgrade(engine)
         with console.status("building the demo practice"), timings.step("seed demo practice"):
             _reset(engine, factory)
-            now = _now()
+            real = utcnow().replace(second=0, microsecond=0)
+            now = demo_clock(real)
             with transaction(factory) as session:
                 counts = seed_practice(session, seed=seed, now=now)
                 _store_sample_webhooks(session)
+        if now != real:
+            console.print(
+                f"demo clock: {now:%Y-%m-%d %H:%M} UTC, when the practice's send window "
+                "next opens (reminders go out only from 09:00 to 20:00 local time)"
+            )
         console.print(
             f"demo practice: {counts.patients} patients, {counts.coverages} coverages with "
             f"{counts.payers} payers, {counts.appointments} appointments at {counts.locations} "
@@ -102,10 +119,27 @@ def _prepare_environment(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def _now() -> Any:
-    from office.models import utcnow
+def demo_clock(real: datetime) -> datetime:
+    """The instant the demo runs at: `real`, or when the send window next opens at every clinic.
 
-    return utcnow().replace(second=0, microsecond=0)
+    Reminders go out only inside the patients' local send window, so a demo run
+    at night would show none sent. The demo practice is built around this
+    instant, and every flow runs at it.
+    """
+    window = Policy().window
+    zones = [ZoneInfo(zone) for zone in {location[1] for location in LOCATIONS}]
+
+    def open_everywhere(instant: datetime) -> bool:
+        return all(window.may_send(instant, zone) for zone in zones)
+
+    if open_everywhere(real):
+        return real
+    quarter = real.replace(minute=real.minute - real.minute % 15)
+    for step in range(1, 2 * 24 * 4):  # quarter hours over two days
+        candidate = quarter + timedelta(minutes=15 * step)
+        if open_everywhere(candidate):
+            return candidate
+    return real
 
 
 def _reset(engine: Engine, factory: sessionmaker[Session]) -> None:

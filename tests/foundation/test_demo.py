@@ -6,12 +6,17 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from icalendar import Calendar
 from sqlalchemy import func, select
 
 from office.db import make_engine, make_sessionmaker
+from office.demo import demo_clock
 from office.models import Appointment, Location, Patient, Staff, StaffStatus, utcnow
 
 
@@ -57,11 +62,33 @@ def test_demo_twice_is_safe_and_reports(tmp_path: Path) -> None:
         assert len(hires) == 2
         assert all(utcnow().date() < h.start_date <= next_week for h in hires)
         starts = session.scalars(select(Appointment.start_at)).all()
-        assert max(starts) <= utcnow() + timedelta(days=14)
+        assert max(starts) <= demo_clock(utcnow()) + timedelta(days=14)
         surnames = set(session.scalars(select(Patient.last_name)))
     engine.dispose()
     # The summary is counts only: no patient's name reaches the terminal.
     assert not any(f" {name} " in outputs[1] for name in surnames)
+    # Whatever the hour, the demo runs when its send window is open, and mails reminders.
+    assert "sent_email" in outputs[1]
+    check_a_demo_reminder(home / "outbox")
+
+
+def check_a_demo_reminder(outbox: Path) -> None:
+    """A reminder the demo wrote reads back with the standard parsers, calendar included."""
+    files = sorted(outbox.glob("*.eml"))
+    assert files
+    message = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
+    assert isinstance(message, EmailMessage)
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"] == f"<{files[0].stem}>"
+    assert message.get_body(preferencelist=("plain",)) is not None
+    inline = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    assert inline.get_param("method") == "REQUEST"
+    calendar = Calendar.from_ical(inline.get_content())  # type: ignore[attr-defined]
+    assert calendar["METHOD"] == "REQUEST"
+    (event,) = calendar.walk("VEVENT")
+    assert str(event["UID"]).startswith("appt-")
+    assert event.decoded("DTSTART") > utcnow()
+    assert [p.get_filename() for p in message.iter_attachments()] == ["invite.ics"]
 
 
 def test_seed_only_runs_no_flow(tmp_path: Path) -> None:
@@ -86,3 +113,17 @@ def test_demo_refuses_a_database_holding_a_real_practice(tmp_path: Path) -> None
     assert done.returncode == 1
     assert "not the demo" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("real", "expected"),
+    [
+        ("2026-11-27T18:07:00+00:00", "2026-11-27T18:07:00+00:00"),  # noon in Chicago: as is
+        ("2026-11-27T05:17:00+00:00", "2026-11-27T16:00:00+00:00"),  # night: 09:00 in Denver
+        ("2026-07-01T02:40:00+00:00", "2026-07-01T15:00:00+00:00"),  # summer time moves it
+    ],
+)
+def test_demo_clock_waits_for_the_send_window_at_every_clinic(real: str, expected: str) -> None:
+    from datetime import datetime
+
+    assert demo_clock(datetime.fromisoformat(real)) == datetime.fromisoformat(expected)
