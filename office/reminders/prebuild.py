@@ -4,7 +4,9 @@ Rendering, the calendar file and MIME flattening cost more CPU per message than
 the SMTP conversation, and the send loop spends its time waiting on the server.
 So a large batch hands its emails to one worker process, in order, and the loop
 picks each one up just before it claims the row: the worker builds message n+1
-while message n is on the wire, on the machine's other core.
+while message n is on the wire, on the machine's other core. The loop never
+waits for the worker: what is not built yet when its turn comes (while the
+worker starts, say) the loop builds itself.
 
 Nothing about delivery moves: the loop still judges every row at the moment it
 goes, claims it, sends it and records the outcome; a message built ahead for a
@@ -18,12 +20,11 @@ pipe, and nothing here logs.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import datetime
@@ -107,20 +108,33 @@ class Prebuilt:
             return cls({})
         return cls(slots)
 
-    async def take(self, item_id: int, recipient: str) -> Wire | None:
-        """This row's email if it was built for `recipient`; None means build it in line."""
+    def take(self, item_id: int, recipient: str) -> Wire | None:
+        """This row's email if it is built, for `recipient`; None means build it in line.
+
+        The loop never waits for the worker: building a message here beats
+        waiting for it (the worker may still be starting), and a chunk the
+        worker has not begun is withdrawn so it is not built twice.
+        """
         slot = self._slots.pop(item_id, None)
         if slot is None or slot[0] != recipient:
             return None
         _, future, index = slot
+        if not future.done():
+            future.cancel()
+            return None
+        if future.cancelled():
+            return None
         try:
-            wires = await asyncio.wrap_future(future)
-        except (BrokenProcessPool, CancelledError):
+            return future.result()[index]
+        except BrokenProcessPool:
             # The worker died: the loop builds the rest of the batch itself.
             _discard_worker()
             self.cancel()
             return None
-        return wires[index]
+
+    def done(self) -> bool:
+        """True when nothing asked of the worker is still being built."""
+        return all(future.done() for _, future, _ in self._slots.values())
 
     def cancel(self) -> None:
         """Drop whatever was not taken: a batch that stops early leaves nothing queued."""

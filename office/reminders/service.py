@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
@@ -262,7 +263,9 @@ def _contact(patient: Patient) -> Contact:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def _phone(raw: str | None) -> str:
+    """A clinic's number as patients read it, "(312) 555-0100"; a handful per practice."""
     if not raw:
         return ""
     try:
@@ -1391,7 +1394,7 @@ async def send_batch(
                 payload: Wire | str | None = None
                 if verdict.action == "send" and visit is not None and verdict.recipient:
                     # Built before the claim, so the row is "sending" only while on the wire.
-                    payload = await ahead.take(item.id, verdict.recipient)
+                    payload = ahead.take(item.id, verdict.recipient)
                     if payload is None:
                         payload, verdict = _compose(item, visit, verdict, settings, secret)
                 if payload is None or verdict.recipient is None:

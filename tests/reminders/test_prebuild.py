@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from datetime import timedelta
 
 import pytest
@@ -68,57 +69,62 @@ def worker_pids() -> set[int]:
     return set(executor._processes or {})
 
 
+def started(jobs: list[EmailJob], clinic: Clinic, *, wait: bool = True) -> Prebuilt:
+    ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
+    deadline = time.monotonic() + 60
+    while wait and not ahead.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return ahead
+
+
 def test_a_large_batch_is_built_in_another_process_byte_for_byte(clinic: Clinic) -> None:
     jobs = jobs_for(clinic, AHEAD_MIN)
-    secret = clinic.settings.require_secret_key()
 
-    async def take_all() -> list[bytes | None]:
-        ahead = Prebuilt.start(jobs, clinic.settings, secret)
-        wires = [await ahead.take(job.item_id, job.recipient) for job in jobs]
-        return [wire.data if wire is not None else None for wire in wires]
-
-    built = asyncio.run(take_all())
+    ahead = started(jobs, clinic)
+    built = [ahead.take(job.item_id, job.recipient) for job in jobs]
 
     assert worker_pids()
     assert os.getpid() not in worker_pids()
-    assert built == [inline(clinic, job) for job in jobs]
+    assert [wire.data if wire else None for wire in built] == [inline(clinic, j) for j in jobs]
+
+
+def test_the_loop_never_waits_for_the_worker(clinic: Clinic) -> None:
+    jobs = jobs_for(clinic, AHEAD_MIN)
+
+    ahead = started(jobs, clinic, wait=False)  # the worker is still starting
+    first = ahead.take(jobs[0].item_id, jobs[0].recipient)
+
+    assert first is None  # not built yet: the loop builds it in line
 
 
 def test_a_small_batch_starts_no_worker(clinic: Clinic) -> None:
     jobs = jobs_for(clinic, AHEAD_MIN - 1)
 
-    async def take_first() -> object:
-        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
-        return await ahead.take(jobs[0].item_id, jobs[0].recipient)
+    ahead = started(jobs, clinic)
 
-    assert asyncio.run(take_first()) is None
+    assert ahead.take(jobs[0].item_id, jobs[0].recipient) is None
     assert prebuild._executor is None
 
 
 def test_a_changed_recipient_is_built_in_line(clinic: Clinic) -> None:
     jobs = jobs_for(clinic, AHEAD_MIN)
 
-    async def take(recipient: str) -> object:
-        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
-        try:
-            return await ahead.take(jobs[3].item_id, recipient)
-        finally:
-            ahead.cancel()
+    ahead = started(jobs, clinic)
 
-    assert asyncio.run(take("someone-else@example.test")) is None
-    assert asyncio.run(take(jobs[3].recipient)) is not None
+    assert ahead.take(jobs[3].item_id, "someone-else@example.test") is None
+    assert ahead.take(jobs[4].item_id, jobs[4].recipient) is not None
 
 
 def test_a_killed_worker_leaves_the_loop_building_and_sending_everything(clinic: Clinic) -> None:
     jobs = jobs_for(clinic, AHEAD_MIN)
+    ahead = started(jobs, clinic, wait=False)
+    for pid in worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while not ahead.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
 
-    async def take_after_kill() -> object:
-        ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
-        for pid in worker_pids():
-            os.kill(pid, signal.SIGKILL)
-        return await ahead.take(jobs[-1].item_id, jobs[-1].recipient)
-
-    assert asyncio.run(take_after_kill()) is None
+    assert ahead.take(jobs[-1].item_id, jobs[-1].recipient) is None
     assert prebuild._executor is None  # discarded; the next large batch starts a fresh one
 
     tally = asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW))
