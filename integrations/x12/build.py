@@ -54,17 +54,24 @@ class Scenario:
     aaa: tuple[tuple[str, str, str], ...] = ()
 
 
+# ASCII after folding: separators and control characters go, whitespace becomes a space.
+_CLEAN = {
+    code: None
+    if char in _UNSAFE
+    else " "
+    if char.isspace()
+    else (char if char.isprintable() else None)
+    for code, char in ((code, chr(code)) for code in range(128))
+}
+
+
 def _clean(value: str | None) -> str:
     """Fold to ASCII, drop separators and control characters, collapse whitespace."""
     if not value:
         return ""
-    folded = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    kept = "".join(
-        " " if char.isspace() else char
-        for char in folded
-        if char not in _UNSAFE and (char.isprintable() or char.isspace())
-    )
-    return " ".join(kept.split())
+    if not value.isascii():
+        value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    return " ".join(value.translate(_CLEAN).split())
 
 
 def _text(value: str | None, limit: int) -> str:

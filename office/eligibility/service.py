@@ -13,6 +13,7 @@ data lives only in the requests it builds in memory; what it returns is counts.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import itertools
 import logging
 import random
@@ -1158,12 +1159,15 @@ def _previous_copays(session: Session, coverage_ids: Iterable[int]) -> dict[int,
 
 
 class _Recorder:
-    """Stores answers as they arrive, in small transactions on the event loop's own thread.
+    """Stores answers as they arrive, in small transactions, without stalling the requests.
 
-    On the loop thread on purpose: in a worker thread each SQLite step waits for the GIL
-    behind the HTTP work, a convoy that cost seconds per thousand checks. Answers are written
-    once `max_rows` wait or `max_wait` seconds after the first, so a crash loses at most
-    those; their checks are still pending and a retried batch asks again.
+    On SQLite the writes run on the event loop's own thread: in a worker thread each
+    SQLite step waits for the GIL behind the HTTP work, a convoy that cost seconds per
+    thousand checks. On PostgreSQL they run on one writer thread, in order: the driver
+    lets go of the GIL while the server works, so the requests go on meanwhile instead
+    of waiting for each commit. Answers are written once `max_rows` wait or `max_wait`
+    seconds after the first, so a crash loses at most those; their checks are still
+    pending and a retried batch asks again.
     """
 
     def __init__(
@@ -1175,6 +1179,12 @@ class _Recorder:
         self._queue: list[_Answer] = []
         self._timer: asyncio.TimerHandle | None = None
         self._error: BaseException | None = None
+        self._writer = (
+            None
+            if factory.kw["bind"].dialect.name == "sqlite"
+            else concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="answers")
+        )
+        self._writes: list[asyncio.Future[None]] = []
 
     def add(self, answer: _Answer) -> None:
         self._raise_failure()
@@ -1186,6 +1196,12 @@ class _Recorder:
 
     async def close(self) -> None:
         self._flush()
+        try:
+            if self._writes:
+                await asyncio.gather(*self._writes, return_exceptions=True)
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
         self._raise_failure()
 
     def _flush(self) -> None:
@@ -1194,6 +1210,17 @@ class _Recorder:
             self._timer = None
         batch, self._queue = self._queue, []
         if not batch or self._error is not None:
+            return
+        if self._writer is None:
+            self._store(batch)
+            return
+        self._writes = [write for write in self._writes if not write.done()]
+        self._writes.append(
+            asyncio.get_running_loop().run_in_executor(self._writer, self._store, batch)
+        )
+
+    def _store(self, batch: list[_Answer]) -> None:
+        if self._error is not None:
             return
         try:
             store_answers(self._factory, batch)
