@@ -72,6 +72,7 @@ from office.messages import build_email, message_id_for, sms_fits
 from office.models import (
     Appointment,
     AppointmentStatus,
+    AppointmentType,
     AuditEntry,
     Channel,
     CheckStatus,
@@ -250,17 +251,40 @@ class Visit:
         return self.facts.contact
 
 
-def _contact(patient: Patient) -> Contact:
+def _contact(row: Any, usable: set[Channel], opted_out: set[Channel]) -> Contact:
+    """How the patient of a `_VISIT_ROWS` row may be reached."""
     return Contact(
-        email=patient.email,
-        phone=patient.phone,
-        consented=frozenset(c.channel for c in patient.consents if c.usable),
-        opted_out=frozenset(c.channel for c in patient.consents if c.opted_out_at is not None),
-        confidential=patient.confidential_communications,
-        confidential_channel=patient.confidential_channel,
-        confidential_address=patient.confidential_address,
-        email_undeliverable=patient.email_undeliverable,
+        email=row.email,
+        phone=row.phone,
+        consented=frozenset(usable),
+        opted_out=frozenset(opted_out),
+        confidential=row.confidential_communications,
+        confidential_channel=row.confidential_channel,
+        confidential_address=row.confidential_address,
+        email_undeliverable=row.email_undeliverable,
     )
+
+
+_VISIT_ROWS = select(
+    Appointment.id,
+    Appointment.version,
+    Appointment.start_at,
+    Appointment.duration_minutes,
+    Appointment.status,
+    Appointment.booked_at,
+    Appointment.location_id,
+    Appointment.appointment_type_id,
+    Appointment.patient_id,
+    Patient.first_name,
+    Patient.language,
+    Patient.timezone,
+    Patient.email,
+    Patient.phone,
+    Patient.confidential_communications,
+    Patient.confidential_channel,
+    Patient.confidential_address,
+    Patient.email_undeliverable,
+).join(Patient, Patient.id == Appointment.patient_id)
 
 
 @functools.lru_cache(maxsize=256)
@@ -293,15 +317,36 @@ def load_visits(
 
 
 def _load_chunk(session: Session, ids: Sequence[int], policy: Policy) -> dict[int, Visit]:
-    appointments = session.scalars(
-        select(Appointment)
-        .where(Appointment.id.in_(ids))
-        .options(
-            joinedload(Appointment.patient).selectinload(Patient.consents),
-            joinedload(Appointment.location).joinedload(Location.practice),
-            joinedload(Appointment.appointment_type),
+    # Plain rows, not ORM objects: this runs for every appointment of every run, and
+    # building the objects cost more than the queries. Few locations and types: by id.
+    appointments = session.execute(_VISIT_ROWS.where(Appointment.id.in_(ids))).all()
+    reach: dict[int, tuple[set[Channel], set[Channel]]] = {}  # usable, opted out
+    for patient_id, channel, granted, opted_out_at in session.execute(
+        select(Consent.patient_id, Consent.channel, Consent.granted, Consent.opted_out_at).where(
+            Consent.patient_id.in_({row.patient_id for row in appointments})
         )
-    ).unique()
+    ):
+        usable, opted_out = reach.setdefault(patient_id, (set(), set()))
+        if opted_out_at is not None:
+            opted_out.add(channel)
+        elif granted:
+            usable.add(channel)
+    locations = {
+        location.id: location
+        for location in session.scalars(
+            select(Location)
+            .where(Location.id.in_({row.location_id for row in appointments}))
+            .options(joinedload(Location.practice))
+        )
+    }
+    kinds = {
+        kind.id: kind
+        for kind in session.scalars(
+            select(AppointmentType).where(
+                AppointmentType.id.in_({row.appointment_type_id for row in appointments})
+            )
+        )
+    }
     checks: dict[int, CheckStatus] = {}
     for appointment_id, status in session.execute(
         select(EligibilityCheck.appointment_id, EligibilityCheck.status)
@@ -329,10 +374,9 @@ def _load_chunk(session: Session, ids: Sequence[int], policy: Policy) -> dict[in
         moves[entity_id] = (at, before, after)
 
     visits = {}
-    for appointment in appointments:
-        patient = appointment.patient
-        location = appointment.location
-        kind = appointment.appointment_type
+    for appointment in appointments:  # one row: the appointment and its patient
+        location = locations[appointment.location_id]
+        kind = kinds[appointment.appointment_type_id]
         offsets: tuple[Offset, ...] = ()
         offsets_error = None
         try:
@@ -351,16 +395,16 @@ def _load_chunk(session: Session, ids: Sequence[int], policy: Policy) -> dict[in
             scheduled_at = max(scheduled_at, at)
             if before and after and _same_instant(after, appointment.start_at):
                 previous_start = _parse_instant(before)
-        language = patient.language if patient.language in LANGUAGES else "en"
+        language = appointment.language if appointment.language in LANGUAGES else "en"
         facts = Facts(
             appointment_id=appointment.id,
             start=appointment.start_at,
             status=appointment.status,
             scheduled_at=scheduled_at,
-            zone=zone_for(patient.timezone, location.timezone),
+            zone=zone_for(appointment.timezone, location.timezone),
             offsets=offsets,
             stop_on_confirm=kind.stop_on_confirm,
-            contact=_contact(patient),
+            contact=_contact(appointment, *reach.get(appointment.patient_id, (set(), set()))),
         )
         visits[appointment.id] = Visit(
             appointment_id=appointment.id,
@@ -368,8 +412,8 @@ def _load_chunk(session: Session, ids: Sequence[int], policy: Policy) -> dict[in
             start=appointment.start_at,
             end=appointment.start_at + timedelta(minutes=appointment.duration_minutes),
             status=appointment.status,
-            patient_id=patient.id,
-            first_name=patient.first_name,
+            patient_id=appointment.patient_id,
+            first_name=appointment.first_name,
             language=language,
             practice_id=location.practice.id,
             practice_name=location.practice.name,
