@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 from integrations.mail import Wire, to_wire
 
 if TYPE_CHECKING:
+    from email.message import EmailMessage
+
     from office.reminders.service import Visit
     from office.settings import Settings
 
@@ -59,26 +61,25 @@ class EmailJob:
     recipient: str
     visit: Visit
 
+    def compose(self, settings: Settings, secret: str) -> EmailMessage:
+        """The row's email, the same bytes wherever and whenever it is built."""
+        from office.reminders.service import compose_email
+
+        return compose_email(
+            key=self.key,
+            kind=self.kind,
+            detail=self.detail,
+            created_at=self.created_at,
+            recipient=self.recipient,
+            visit=self.visit,
+            settings=settings,
+            secret=secret,
+        )
+
 
 def build_email_jobs(jobs: Sequence[EmailJob], settings: Settings, secret: str) -> list[Wire]:
     """Compose and flatten each job's email; the worker's whole task, in job order."""
-    from office.reminders.service import compose_email
-
-    return [
-        to_wire(
-            compose_email(
-                key=job.key,
-                kind=job.kind,
-                detail=job.detail,
-                created_at=job.created_at,
-                recipient=job.recipient,
-                visit=job.visit,
-                settings=settings,
-                secret=secret,
-            )
-        )
-        for job in jobs
-    ]
+    return [to_wire(job.compose(settings, secret)) for job in jobs]
 
 
 class Prebuilt:

@@ -1486,18 +1486,20 @@ def _email_jobs(
             continue
         verdict = _judge(item, visit, now, policy, state)
         if verdict.action == "send" and verdict.recipient:
-            jobs.append(
-                EmailJob(
-                    item_id=item.id,
-                    key=item.key,
-                    kind=item.kind,
-                    detail=item.detail,
-                    created_at=item.created_at,
-                    recipient=verdict.recipient,
-                    visit=visit,
-                )
-            )
+            jobs.append(_job(item, visit, verdict.recipient))
     return jobs
+
+
+def _job(item: _Snapshot, visit: Visit, recipient: str) -> EmailJob:
+    return EmailJob(
+        item_id=item.id,
+        key=item.key,
+        kind=item.kind,
+        detail=item.detail,
+        created_at=item.created_at,
+        recipient=recipient,
+        visit=visit,
+    )
 
 
 def _compose(
@@ -1505,17 +1507,7 @@ def _compose(
 ) -> tuple[Wire | str | None, _Verdict]:
     recipient = verdict.recipient or ""
     if item.channel is Channel.EMAIL:
-        message = compose_email(
-            key=item.key,
-            kind=item.kind,
-            detail=item.detail,
-            created_at=item.created_at,
-            recipient=recipient,
-            visit=visit,
-            settings=settings,
-            secret=secret,
-        )
-        return to_wire(message), verdict
+        return to_wire(_job(item, visit, recipient).compose(settings, secret)), verdict
     body = compose_sms(
         kind=item.kind, detail=item.detail, visit=visit, settings=settings, secret=secret
     )

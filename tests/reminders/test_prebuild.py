@@ -19,7 +19,7 @@ import pytest
 from integrations.mail import to_wire
 from office.reminders import prebuild
 from office.reminders.prebuild import AHEAD_MIN, EmailJob, Prebuilt
-from office.reminders.service import compose_email, load_visits, run_once
+from office.reminders.service import load_visits, run_once
 from tests.reminders.conftest import NOW, Clinic, delivered_files
 
 EMAIL_24H = [{"hours": 24, "channels": ["email"]}]
@@ -50,17 +50,7 @@ def jobs_for(clinic: Clinic, count: int) -> list[EmailJob]:
 
 
 def inline(clinic: Clinic, job: EmailJob) -> bytes:
-    message = compose_email(
-        key=job.key,
-        kind=job.kind,
-        detail=job.detail,
-        created_at=job.created_at,
-        recipient=job.recipient,
-        visit=job.visit,
-        settings=clinic.settings,
-        secret=clinic.settings.require_secret_key(),
-    )
-    return to_wire(message).data
+    return to_wire(job.compose(clinic.settings, clinic.settings.require_secret_key())).data
 
 
 def worker_pids() -> set[int]:
