@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -121,3 +123,31 @@ def test_a_killed_worker_leaves_the_loop_building_and_sending_everything(clinic:
 
     assert tally.flat()["sent_email"] == AHEAD_MIN
     assert len(delivered_files(clinic.settings.outbox_dir, ".eml")) == AHEAD_MIN
+
+
+@pytest.mark.slow
+def test_the_command_sends_a_batch_large_enough_for_the_worker_once(clinic: Clinic) -> None:
+    """End to end from `python -m office`: the worker starts in a CLI process, all goes once."""
+    clinic.add_type("mail", reminder_offsets=EMAIL_24H)
+    clinic.many(AHEAD_MIN + 10, start=NOW + timedelta(hours=23), kind="mail")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFICE_", "PREFECT_"))}
+    env |= {
+        "OFFICE_HOME": str(clinic.settings.home),
+        "OFFICE_DATABASE_URL": clinic.settings.db_url,
+        "OFFICE_SECRET_KEY": clinic.settings.require_secret_key(),
+        "PREFECT_HOME": str(clinic.settings.home / "prefect"),
+    }
+    (clinic.settings.home / "prefect").mkdir(parents=True, exist_ok=True)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "office", "reminders", "run", "--now", NOW.isoformat()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = delivered_files(clinic.settings.outbox_dir, ".eml")
+    assert len(files) == AHEAD_MIN + 10
