@@ -239,12 +239,9 @@ def running(
     try:
         yield _await_listening(process, startup_timeout)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        from bench.processes import stop  # here: this file also runs as a script
+
+        stop(process, timeout=15)
         if process.stdout is not None:
             process.stdout.close()
 

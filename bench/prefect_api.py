@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.processes import stop
+
 __all__ = ["flush_logs", "free_port", "prefect_server"]
 
 
@@ -56,12 +58,7 @@ def prefect_server(home: Path) -> Iterator[tuple[str, float]]:
             time.sleep(0.1)
         yield url, time.perf_counter() - started
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=20)
         log.close()
 
 

@@ -174,13 +174,9 @@ class Sink:
         return Counter(self.ids())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from bench.processes import stop  # here: this file also runs as a script
+
+        stop(self.process, timeout=30)
 
 
 def start_sink(directory: Path, *options: str, startup_timeout: float = 30.0) -> Sink:

@@ -223,12 +223,13 @@ class _WirePolicy(EmailPolicy):
         tree = getattr(value, "_parse_tree", None)
         if tree is not None:
             text = str(tree)
+            limit = self.max_line_length  # None or 0: no limit
             if (
                 text
                 and text.isascii()
                 and "\r" not in text
                 and "\n" not in text
-                and len(name) + 2 + len(text) <= (self.max_line_length or len(text) + 80)
+                and (not limit or len(name) + 2 + len(text) <= limit)
             ):
                 return f"{name}: {text}{self.linesep}".encode("ascii")
         return super().fold_binary(name, value)

@@ -42,7 +42,7 @@ from email.utils import formataddr
 from typing import TYPE_CHECKING, Any, Literal
 
 import phonenumbers
-from sqlalchemy import Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
@@ -1328,8 +1328,7 @@ class _Writes:
     def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
         """pending -> sending, with the previous outcome; only one claimant wins."""
         with self._engine.begin() as connection:
-            if self._carry is not None:
-                connection.execute(_FINISH, self._carry)
+            self._write_carry(connection)
             result = connection.execute(
                 _CLAIM,
                 {"item_id": item_id, "now": now, "recipient": recipient, "message_id": message_id},
@@ -1364,8 +1363,12 @@ class _Writes:
         """Write the outcome still waiting for a claim to ride with."""
         if self._carry is not None:
             with self._engine.begin() as connection:
-                connection.execute(_FINISH, self._carry)
+                self._write_carry(connection)
             self._carry = None
+
+    def _write_carry(self, connection: Connection) -> None:
+        if self._carry is not None:
+            connection.execute(_FINISH, self._carry)
 
 
 _CLAIM = _claim_statement()
