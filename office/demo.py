@@ -87,9 +87,11 @@ def run_demo(
                 counts = seed_practice(session, seed=seed, now=now)
                 _store_sample_webhooks(session)
         if now != real:
+            window = Policy().window
             console.print(
-                f"demo clock: {now:%Y-%m-%d %H:%M} UTC, when the practice's send window "
-                "next opens (reminders go out only from 09:00 to 20:00 local time)"
+                f"demo clock: {now:%Y-%m-%d %H:%M} UTC, when the practice's send window next "
+                f"opens (reminders go out only from {window.opens:%H:%M} to "
+                f"{window.closes:%H:%M} local time)"
             )
         console.print(
             f"demo practice: {counts.patients} patients, {counts.coverages} coverages with "
