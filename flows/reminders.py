@@ -19,14 +19,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows.runtime import office
-from integrations.mail import MailRetryableError
-from integrations.sms import SmsRetryableError
+from integrations.transports import channels_from_settings
+from office.contracts.mail import MailRetryableError
+from office.contracts.sms import SmsRetryableError
 from office.db import transaction
 from office.models import utcnow
 from office.reminders.service import (
     DeliveryDeferred,
     Tally,
-    channels_from_settings,
     due_outbox_ids,
     enqueue_due,
     enqueue_notices,

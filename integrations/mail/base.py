@@ -1,108 +1,18 @@
-"""The outbound mail contract, its error tree, and the factory that picks a transport.
-
-Errors are split by what the caller may do next, so a Prefect
-``retry_condition_fn`` can retry exactly the retryable branch::
-
-    MailError
-    ├── MailRetryableError      nothing was accepted (connect failed, dropped
-    │                           before DATA, any 4xx): safe to send again later
-    ├── MailAmbiguousError      the body went out and no verdict came back
-    │                           (timeout or drop after DATA): mark "unknown",
-    │                           never resend blindly
-    └── MailPermanentError      a 5xx refusal: resending the same message fails again
-        └── MailRecipientRejected   5xx on RCPT for one recipient
-
-Messages carry SMTP codes and recipient positions, never addresses, server
-text or message content: they end up in Prefect's logs.
-"""
+"""Build the configured mail transport; each implements `office.contracts.mail.Mailer`."""
 
 from __future__ import annotations
 
-import copy
-import email.generator
-import io
-from dataclasses import dataclass
-from email.policy import EmailPolicy
-from email.utils import getaddresses
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
     from pathlib import Path
-    from types import TracebackType
 
-__all__ = [
-    "Envelope",
-    "MailAmbiguousError",
-    "MailError",
-    "MailPermanentError",
-    "MailRecipientRejected",
-    "MailRetryableError",
-    "Mailer",
-    "MailerKind",
-    "TlsMode",
-    "Wire",
-    "envelope_of",
-    "get_mailer",
-    "to_wire",
-]
+    from office.contracts.mail import Mailer
+
+__all__ = ["MailerKind", "TlsMode", "get_mailer"]
 
 MailerKind = Literal["file", "smtp"]
 TlsMode = Literal["none", "starttls", "tls"]
-
-
-class MailError(Exception):
-    """Root of every mail adapter failure; vendor exceptions are chained as __cause__."""
-
-    def __init__(self, message: str, *, smtp_code: int | None = None) -> None:
-        super().__init__(message)
-        self.smtp_code = smtp_code
-
-
-class MailRetryableError(MailError):
-    """Nothing was accepted for delivery; the same message may be sent again."""
-
-
-class MailAmbiguousError(MailError):
-    """The body was transmitted but no verdict arrived; it may or may not be delivered."""
-
-
-class MailPermanentError(MailError):
-    """The server refused for good; retrying the same message cannot succeed."""
-
-
-class MailRecipientRejected(MailPermanentError):
-    """A recipient address was refused (5xx on RCPT); the address needs fixing."""
-
-    def __init__(self, message: str, *, recipient_index: int, smtp_code: int | None) -> None:
-        super().__init__(message, smtp_code=smtp_code)
-        self.recipient_index = recipient_index
-
-
-@runtime_checkable
-class Mailer(Protocol):
-    """Sends built messages; one `async with` block is one connection for a batch."""
-
-    async def __aenter__(self) -> Mailer: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    async def send(self, message: EmailMessage | Wire) -> str:
-        """Send one message and return the provider's id for it (its Message-ID here).
-
-        A `Wire` is a message already flattened by `to_wire` (in another process,
-        say); it goes out byte for byte.
-
-        Raises:
-            MailRetryableError, MailAmbiguousError, MailPermanentError: see the tree above.
-            ValueError: the message has no Message-ID, sender or recipient.
-        """
-        ...
 
 
 def get_mailer(
@@ -148,95 +58,3 @@ def get_mailer(
             sender_domain=sender_domain,
         )
     raise ValueError(f"unknown mailer kind {kind!r}; expected 'file' or 'smtp'")
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """Who a message is from and to, as SMTP needs it, plus its id."""
-
-    message_id: str
-    sender: str
-    recipients: tuple[str, ...]
-
-
-def envelope_of(message: EmailMessage) -> Envelope:
-    """Read the envelope from the headers, refusing a message that cannot be tracked.
-
-    Raises:
-        ValueError: no Message-ID (outbox idempotency depends on it), no sender or no recipient.
-    """
-    message_id = str(message.get("Message-ID", "")).strip()
-    if not message_id:
-        raise ValueError("message has no Message-ID; build it with office.messages.build_email")
-    senders = [addr for _, addr in getaddresses(_header_values(message, "Sender"))] or [
-        addr for _, addr in getaddresses(_header_values(message, "From"))
-    ]
-    if not senders or not senders[0]:
-        raise ValueError("message has no From address")
-    recipients = tuple(
-        addr
-        for name in ("To", "Cc", "Bcc")
-        for _, addr in getaddresses(_header_values(message, name))
-        if addr
-    )
-    if not recipients:
-        raise ValueError("message has no recipient")
-    return Envelope(message_id=message_id, sender=senders[0], recipients=recipients)
-
-
-@dataclass(frozen=True, slots=True)
-class Wire:
-    """A message ready for the wire: its envelope and its CRLF bytes, without Bcc."""
-
-    envelope: Envelope
-    data: bytes
-
-
-def to_wire(message: EmailMessage) -> Wire:
-    """Flatten a message as SMTP carries it: CRLF line ends, Bcc removed.
-
-    Raises:
-        ValueError: as `envelope_of`.
-    """
-    envelope = envelope_of(message)
-    outgoing = message
-    if "Bcc" in message or "Resent-Bcc" in message:
-        # Bcc must never reach the recipients; the envelope above still has them.
-        outgoing = copy.copy(message)
-        del outgoing["Bcc"]
-        del outgoing["Resent-Bcc"]
-    with io.BytesIO() as buffer:
-        email.generator.BytesGenerator(buffer, policy=_WIRE).flatten(outgoing)
-        return Wire(envelope, buffer.getvalue())
-
-
-class _WirePolicy(EmailPolicy):
-    """`email.policy.SMTP`, minus the refold of header lines that already fit.
-
-    Refolding a header that fits on one line yields the line unchanged, yet costs
-    half the flatten. A short, plain-ASCII, single-line value is written as its
-    parse tree reads, which is what the refold produces; anything else takes
-    the standard path. A test holds the two byte for byte.
-    """
-
-    def fold_binary(self, name: str, value: str) -> bytes:
-        tree = getattr(value, "_parse_tree", None)
-        if tree is not None:
-            text = str(tree)
-            limit = self.max_line_length  # None or 0: no limit
-            if (
-                text
-                and text.isascii()
-                and "\r" not in text
-                and "\n" not in text
-                and (not limit or len(name) + 2 + len(text) <= limit)
-            ):
-                return f"{name}: {text}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
-
-
-_WIRE = _WirePolicy(linesep="\r\n")
-
-
-def _header_values(message: EmailMessage, name: str) -> list[str]:
-    return [str(value) for value in message.get_all(name, [])]

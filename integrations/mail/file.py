@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from integrations.files import write_atomically
-from integrations.mail.base import MailRetryableError, Wire, to_wire
+from office.contracts.mail import MailRetryableError, Wire, to_wire
 
 if TYPE_CHECKING:
     from email.message import EmailMessage

@@ -27,13 +27,13 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from integrations.mail.base import (
+from integrations.mail.base import TlsMode
+from office.contracts.mail import (
     MailAmbiguousError,
     MailError,
     MailPermanentError,
     MailRecipientRejected,
     MailRetryableError,
-    TlsMode,
     Wire,
     to_wire,
 )

@@ -1,29 +1,10 @@
-"""Payer eligibility adapters: one `PayerAdapter` contract, one error tree, a registry by name."""
+"""Payer eligibility adapters: each implements `office.contracts.payers.PayerAdapter`.
+
+Built-ins and ``officeflows.payers`` plugins are found by name through one registry.
+"""
 
 from __future__ import annotations
 
-from integrations.payers.base import (
-    PayerAdapter,
-    PayerConfigError,
-    PayerError,
-    PayerFinalError,
-    PayerRejected,
-    PayerResponse,
-    PayerResponseInvalid,
-    PayerRetryableError,
-)
 from integrations.payers.registry import available_payers, default_client, get_payer
 
-__all__ = [
-    "PayerAdapter",
-    "PayerConfigError",
-    "PayerError",
-    "PayerFinalError",
-    "PayerRejected",
-    "PayerResponse",
-    "PayerResponseInvalid",
-    "PayerRetryableError",
-    "available_payers",
-    "default_client",
-    "get_payer",
-]
+__all__ = ["available_payers", "default_client", "get_payer"]

@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
-from integrations.payers.base import PayerAdapter, PayerConfigError, PayerError
 from integrations.payers.sandbox import SandboxPayer
 from integrations.payers.stedi import StediPayer
 from integrations.payers.x12 import X12Payer
+from office.contracts.payers import PayerAdapter, PayerConfigError, PayerError
 
 __all__ = [
     "BUILTIN_PAYERS",

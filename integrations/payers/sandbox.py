@@ -21,16 +21,14 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from integrations.payers.base import (
-    ControlNumbers,
+from integrations.payers.base import ControlNumbers, response_from_271, setting
+from integrations.x12 import Scenario, X12Error, build_270, build_271
+from office.contracts.payers import (
     PayerConfigError,
     PayerRejected,
     PayerResponse,
     PayerRetryableError,
-    response_from_271,
-    setting,
 )
-from integrations.x12 import Scenario, X12Error, build_270, build_271
 from office.eligibility.types import EligibilityRequest
 
 __all__ = ["AttemptLog", "SandboxPayer", "SandboxProfile", "choose_scenario", "transient_fault"]

@@ -19,16 +19,18 @@ from typing import Any, ClassVar
 import httpx
 
 from integrations.payers.base import (
-    PayerConfigError,
-    PayerRejected,
-    PayerResponse,
-    PayerResponseInvalid,
     error_for_status,
     parse_retry_after,
     raise_for_payer_aaa,
     secret_setting,
     setting,
     translate_transport_error,
+)
+from office.contracts.payers import (
+    PayerConfigError,
+    PayerRejected,
+    PayerResponse,
+    PayerResponseInvalid,
 )
 from office.eligibility.codes import (
     ACTIVE_CODES,

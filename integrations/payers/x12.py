@@ -20,10 +20,6 @@ import httpx
 
 from integrations.payers.base import (
     ControlNumbers,
-    PayerConfigError,
-    PayerRejected,
-    PayerResponse,
-    PayerResponseInvalid,
     error_for_status,
     response_from_271,
     secret_setting,
@@ -31,6 +27,12 @@ from integrations.payers.base import (
     translate_transport_error,
 )
 from integrations.x12 import X12Error, build_270
+from office.contracts.payers import (
+    PayerConfigError,
+    PayerRejected,
+    PayerResponse,
+    PayerResponseInvalid,
+)
 from office.eligibility.types import EligibilityRequest
 
 __all__ = ["CORE_RULE_VERSION", "CORE_X12_270", "X12Payer", "read_core_envelope"]

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from integrations.files import write_atomically
-from integrations.sms.base import SmsRetryableError
+from office.contracts.sms import SmsRetryableError
 
 __all__ = ["FileSms"]
 

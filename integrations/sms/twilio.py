@@ -11,9 +11,12 @@ from typing import Any
 
 import httpx
 
-from integrations.sms.base import SmsAmbiguousError, SmsRejected, SmsRetryableError
+from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError
 
-__all__ = ["TwilioSms"]
+__all__ = ["TWILIO_OPTED_OUT", "TwilioSms"]
+
+TWILIO_OPTED_OUT = 21610
+"""Twilio: the recipient replied STOP (or another opt-out keyword) to this sender."""
 
 # Raised before a byte of the request can have reached Twilio.
 _NOT_SENT = (
@@ -112,6 +115,7 @@ def _sid_or_raise(response: httpx.Response) -> str:
         f"Twilio rejected the message (HTTP {status}, error {code})",
         http_status=status,
         error_code=code,
+        opted_out=code == TWILIO_OPTED_OUT,
     )
 
 

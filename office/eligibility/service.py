@@ -32,7 +32,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrations.payers import (
+from office.contracts.payers import (
     PayerConfigError,
     PayerError,
     PayerResponse,
@@ -74,7 +74,7 @@ from office.models import (
 )
 
 if TYPE_CHECKING:
-    from integrations.payers import PayerAdapter
+    from office.contracts.payers import PayerAdapter
     from office.settings import Settings
 
 __all__ = [

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from integrations.mail import Wire, to_wire
+from office.contracts.mail import Wire, to_wire
 
 if TYPE_CHECKING:
     from email.message import EmailMessage

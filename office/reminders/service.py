@@ -29,12 +29,11 @@ send a row: the claim is a conditional UPDATE only one of them wins.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -46,25 +45,16 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, select, updat
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload, sessionmaker
 
-from integrations.mail import (
-    FileMailer,
+from office.contracts.mail import (
     MailAmbiguousError,
     Mailer,
     MailPermanentError,
     MailRecipientRejected,
     MailRetryableError,
     Wire,
-    get_mailer,
     to_wire,
 )
-from integrations.sms import (
-    FileSms,
-    SmsAmbiguousError,
-    SmsRejected,
-    SmsRetryableError,
-    SmsSender,
-    get_sms_sender,
-)
+from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError, SmsSender
 from office.db import transaction
 from office.ics import appointment_uid, build_ics
 from office.ledgers import apply_changes, finish_outbox, open_work_item
@@ -119,7 +109,6 @@ __all__ = [
     "PreviewLine",
     "Tally",
     "Visit",
-    "channels_from_settings",
     "compose_email",
     "compose_sms",
     "due_outbox_ids",
@@ -931,52 +920,6 @@ def _domain(address: str) -> str:
     return address.rpartition("@")[2] or "localhost"
 
 
-def channels_from_settings(settings: Settings) -> ChannelsFactory:
-    """Open the configured mailer (one connection per batch) and SMS sender."""
-
-    @asynccontextmanager
-    async def open_channels() -> AsyncIterator[Channels]:
-        mailer = get_mailer(
-            settings.mailer,
-            outbox_dir=settings.outbox_dir,
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=(
-                settings.smtp_password.get_secret_value() if settings.smtp_password else None
-            ),
-            tls=settings.smtp_tls,
-            sender_domain=_domain(settings.mail_from),
-        )
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(mailer)
-            client = None
-            if settings.sms == "twilio":
-                import httpx
-
-                client = await stack.enter_async_context(httpx.AsyncClient())
-            sms = get_sms_sender(
-                settings.sms,
-                outbox_dir=settings.outbox_dir / "sms",
-                account_sid=settings.twilio_account_sid,
-                auth_token=(
-                    settings.twilio_auth_token.get_secret_value()
-                    if settings.twilio_auth_token
-                    else None
-                ),
-                from_number=settings.twilio_from,
-                client=client,
-            )
-            yield Channels(
-                mailer=mailer,
-                sms=sms,
-                mail_resend_safe=isinstance(mailer, FileMailer),
-                sms_resend_safe=isinstance(sms, FileSms),
-            )
-
-    return open_channels
-
-
 # --- composing --------------------------------------------------------------------------------
 
 
@@ -1527,14 +1470,14 @@ async def run_once(
     settings: Settings,
     *,
     now: datetime,
-    channels: ChannelsFactory | None = None,
+    channels: ChannelsFactory,
     policy: Policy = DEFAULT_POLICY,
     lease: timedelta = DEFAULT_LEASE,
     batch_size: int = 250,
     retry_delays: Sequence[float] = (1.0, 4.0),
 ) -> Tally:
     """Reconcile, record what is due, and send it: the flow's steps without Prefect."""
-    opener = channels or channels_from_settings(settings)
+    opener = channels
     async with opener() as probe:
         mail_safe, sms_safe = probe.mail_resend_safe, probe.sms_resend_safe
     tally = reconcile_interrupted(

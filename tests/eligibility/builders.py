@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 import httpx
 from sqlalchemy.orm import Session
 
-from integrations.payers import PayerResponse, PayerRetryableError
 from integrations.payers.base import response_from_271
 from integrations.x12 import Scenario, build_271
+from office.contracts.payers import PayerResponse, PayerRetryableError
 from office.eligibility.types import EligibilityRequest
 from office.models import (
     Appointment,

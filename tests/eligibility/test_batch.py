@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from integrations.payers import PayerConfigError
+from office.contracts.payers import PayerConfigError
 from office.db import transaction
 from office.eligibility.service import (
     AnswersNotStored,

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from app.cli_eligibility import eligibility_app
 from flows import runtime
-from office.cli_eligibility import eligibility_app
 from office.db import transaction
 from office.eligibility.service import local_today
 from office.models import AppointmentStatus

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from office.demo_data import seed_practice
+from app.demo_data import seed_practice
 from office.signing import sign_webhook
 
 WEBHOOK_SECRET = "test-webhook-secret"

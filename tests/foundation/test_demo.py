@@ -15,8 +15,8 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
+from app.demo import demo_clock
 from office.db import make_engine, make_sessionmaker
-from office.demo import demo_clock
 from office.models import Appointment, Location, Patient, Staff, StaffStatus, utcnow
 
 
@@ -25,7 +25,7 @@ def run_demo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env["OFFICE_HOME"] = str(home)
     env["COLUMNS"] = "160"
     return subprocess.run(
-        [sys.executable, "-m", "office", "demo", *args],
+        [sys.executable, "-m", "app", "demo", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from prefect import Flow
 
-from office.prefect_handoff import DEPLOYMENTS_FILE, _load_flow, build_deployments, load_specs
+from app.prefect_handoff import DEPLOYMENTS_FILE, _load_flow, build_deployments, load_specs
 
 
 def test_every_entrypoint_is_a_flow() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from office.cli import app
+from app.cli import app
 from office.db import transaction
 from office.intake import due_for_sweep, process_item
 from office.ledgers import replay, store_inbound
@@ -168,7 +168,7 @@ def test_sweeper_hands_over_what_is_pending_and_survives_prefect_down(
 ) -> None:
     import asyncio
 
-    from office.serve import sweep_once
+    from app.serve import sweep_once
 
     item_id = store(seeded, b"{}", "stale")
     with transaction(seeded) as session:

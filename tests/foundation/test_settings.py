@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from office.cli import app
+from app.cli import app
 from office.settings import SettingsError, ensure_secrets, load_settings
 
 
@@ -64,7 +64,7 @@ def test_generated_secrets_are_kept_and_reused(
 
 def test_cli_reports_a_bad_setting_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OFFICE_SMTP_PORT", "99999")
-    from office.cli import main
+    from app.cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["status"])
@@ -77,7 +77,7 @@ def test_cli_error_has_no_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
     env = {"OFFICE_HOME": str(tmp_path), "OFFICE_SMTP_PORT": "99999", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
-        [sys.executable, "-m", "office", "status"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "app", "status"], env=env, capture_output=True, text=True
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr

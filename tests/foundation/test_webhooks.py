@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.webapp import MAX_BODY_BYTES, create_app
 from office.models import InboxItem, InboxStatus
 from office.settings import Settings
-from office.webapp import MAX_BODY_BYTES, create_app
 from tests.foundation.helpers import signed_headers
 
 BODY = b'{"event": "booked", "external_id": "PM-7"}'

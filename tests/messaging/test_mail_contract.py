@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.mail import (
-    FileMailer,
-    Mailer,
-    MailRetryableError,
-    SmtpMailer,
-    get_mailer,
-)
+from integrations.mail import FileMailer, SmtpMailer, get_mailer
+from office.contracts.mail import Mailer, MailRetryableError
 from office.messages import build_email, message_id_for
 
 from .conftest import Recorder, ServeFn

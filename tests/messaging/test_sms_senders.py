@@ -11,15 +11,8 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from integrations.sms import (
-    FileSms,
-    SmsAmbiguousError,
-    SmsRejected,
-    SmsRetryableError,
-    SmsSender,
-    TwilioSms,
-    get_sms_sender,
-)
+from integrations.sms import FileSms, TwilioSms, get_sms_sender
+from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError, SmsSender
 
 pytestmark = pytest.mark.anyio
 

@@ -10,12 +10,12 @@ from email.parser import BytesParser
 
 import pytest
 
-from integrations.mail import (
+from integrations.mail import SmtpMailer
+from office.contracts.mail import (
     MailAmbiguousError,
     MailPermanentError,
     MailRecipientRejected,
     MailRetryableError,
-    SmtpMailer,
 )
 from office.messages import build_email, message_id_for
 

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from integrations.mail import to_wire
+from office.contracts.mail import to_wire
 from office.ics import appointment_uid, build_ics
 from office.messages import build_email, message_id_for
 

@@ -16,9 +16,10 @@ import httpx
 import pytest
 from hypothesis import strategies as st
 
-from integrations.payers import PayerResponse, get_payer
+from integrations.payers import get_payer
 from integrations.payers.x12 import read_core_envelope
 from integrations.x12 import Scenario, build_271, parse_270
+from office.contracts.payers import PayerResponse
 from office.eligibility.types import EligibilityRequest, Person
 
 Case = Literal[

@@ -13,18 +13,20 @@ from pydantic import SecretStr
 
 from integrations.payers.base import (
     ControlNumbers,
-    PayerConfigError,
-    PayerError,
-    PayerFinalError,
-    PayerRejected,
-    PayerResponseInvalid,
-    PayerRetryableError,
     error_for_status,
     parse_retry_after,
     pick_result,
     secret_setting,
     setting,
     translate_transport_error,
+)
+from office.contracts.payers import (
+    PayerConfigError,
+    PayerError,
+    PayerFinalError,
+    PayerRejected,
+    PayerResponseInvalid,
+    PayerRetryableError,
 )
 from office.eligibility.types import CoverageStatus, EligibilityResult
 

@@ -9,14 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integrations.payers import (
+from integrations.payers import available_payers, get_payer
+from office.contracts.payers import (
     PayerAdapter,
     PayerError,
     PayerResponse,
     PayerResponseInvalid,
     PayerRetryableError,
-    available_payers,
-    get_payer,
 )
 from office.eligibility.types import AaaAction, CoverageStatus
 

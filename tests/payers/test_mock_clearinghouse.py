@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from bench.mock_clearinghouse import running
-from integrations.payers import PayerRejected, PayerRetryableError, get_payer
+from integrations.payers import get_payer
+from office.contracts.payers import PayerRejected, PayerRetryableError
 from office.eligibility.types import CoverageStatus
 
 from .conftest import make_request

@@ -10,16 +10,10 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from integrations.payers import (
-    PayerConfigError,
-    PayerResponse,
-    available_payers,
-    default_client,
-    get_payer,
-    registry,
-)
+from integrations.payers import available_payers, default_client, get_payer, registry
 from integrations.payers.registry import ENTRY_POINT_GROUP
 from integrations.payers.x12 import X12Payer
+from office.contracts.payers import PayerConfigError, PayerResponse
 from office.eligibility.types import CoverageStatus, EligibilityRequest, EligibilityResult
 
 from .conftest import make_request

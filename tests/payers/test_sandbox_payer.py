@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from integrations.payers import PayerConfigError, PayerRetryableError, get_payer
-from integrations.payers.base import PayerError, PayerResponse
+from integrations.payers import get_payer
 from integrations.payers.sandbox import (
     AttemptLog,
     SandboxPayer,
@@ -21,6 +20,7 @@ from integrations.payers.sandbox import (
     transient_fault,
 )
 from integrations.x12 import parse_271
+from office.contracts.payers import PayerConfigError, PayerError, PayerResponse, PayerRetryableError
 from office.eligibility.types import AaaAction, CoverageStatus
 
 from .conftest import MEMBER_ID, make_request

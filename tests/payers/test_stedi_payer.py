@@ -10,14 +10,14 @@ from typing import Any
 import httpx
 import pytest
 
-from integrations.payers import (
+from integrations.payers import get_payer
+from integrations.payers.stedi import STEDI_ELIGIBILITY_PATH, control_number
+from office.contracts.payers import (
     PayerConfigError,
     PayerRejected,
     PayerResponseInvalid,
     PayerRetryableError,
-    get_payer,
 )
-from integrations.payers.stedi import STEDI_ELIGIBILITY_PATH, control_number
 from office.eligibility.types import AaaAction, CoverageStatus, Entity, Person
 
 from .conftest import (

@@ -12,15 +12,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from integrations.payers import (
+from integrations.payers import get_payer
+from integrations.payers.x12 import X12Payer, read_core_envelope
+from integrations.x12 import Scenario, build_271, parse_270
+from office.contracts.payers import (
     PayerConfigError,
     PayerRejected,
     PayerResponseInvalid,
     PayerRetryableError,
-    get_payer,
 )
-from integrations.payers.x12 import X12Payer, read_core_envelope
-from integrations.x12 import Scenario, build_271, parse_270
 from office.eligibility.types import AaaAction, CoverageStatus
 
 from .conftest import MEMBER_ID, Handler, check_with, inquiry_of, make_request, x12_answer

@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench.smtp_sink import Sink, start_sink
+from integrations.transports import channels_from_settings
 from office.db import transaction
 from office.models import (
     Appointment,
@@ -36,7 +37,7 @@ from office.models import (
     Provider,
     WorkItem,
 )
-from office.reminders.service import Channels, ChannelsFactory, channels_from_settings
+from office.reminders.service import Channels, ChannelsFactory
 from office.settings import Settings
 
 # Tuesday 1 December 2026, 10:00 in Chicago: inside the send window.

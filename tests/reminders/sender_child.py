@@ -11,6 +11,7 @@ import asyncio
 import sys
 from datetime import datetime
 
+from integrations.transports import channels_from_settings
 from office.db import make_engine, make_sessionmaker
 from office.reminders.service import run_once
 from office.settings import load_settings
@@ -21,7 +22,12 @@ def main(now_iso: str) -> int:
     engine = make_engine(settings.db_url)
     try:
         asyncio.run(
-            run_once(make_sessionmaker(engine), settings, now=datetime.fromisoformat(now_iso))
+            run_once(
+                make_sessionmaker(engine),
+                settings,
+                now=datetime.fromisoformat(now_iso),
+                channels=channels_from_settings(settings),
+            )
         )
     finally:
         engine.dispose()

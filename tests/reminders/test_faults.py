@@ -25,6 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.smtp_sink import Sink
+from integrations.transports import channels_from_settings
 from office.models import AuditEntry, OutboxStatus, Patient
 from office.reminders.service import DEFAULT_LEASE, Tally, run_once
 from office.settings import Settings
@@ -37,7 +38,14 @@ NO_WAIT = (0.01, 0.02)
 
 def run(clinic: Clinic, settings: Settings, now: datetime = NOW) -> Tally:
     return asyncio.run(
-        run_once(clinic.factory, settings, now=now, retry_delays=NO_WAIT, batch_size=250)
+        run_once(
+            clinic.factory,
+            settings,
+            now=now,
+            channels=channels_from_settings(settings),
+            retry_delays=NO_WAIT,
+            batch_size=250,
+        )
     )
 
 

@@ -12,11 +12,11 @@ from icalendar import Calendar
 from prefect.logging import disable_run_logger
 from typer.testing import CliRunner
 
+from app.cli_reminders import reminders_app
 from flows import reminders as reminder_flows
 from flows.reminders import send_appointment_notices, send_reminders
 from flows.runtime import use_office
-from integrations.mail import MailAmbiguousError, MailRetryableError
-from office.cli_reminders import reminders_app
+from office.contracts.mail import MailAmbiguousError, MailRetryableError
 from office.models import OutboxStatus
 from office.reminders.service import DeliveryDeferred
 from office.settings import Settings

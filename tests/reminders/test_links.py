@@ -13,9 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from app.links_web import link_router
 from office.db import transaction
 from office.ledgers import apply_changes
-from office.links_web import link_router
 from office.models import (
     Appointment,
     AppointmentStatus,
@@ -168,7 +168,14 @@ def test_post_cancel_withdraws_pending_reminders_and_queues_the_notice(
     enqueue_due(clinic.factory, now=NOW)  # 24 h email and text pending
 
     answer = web.post(_url(visit, "cancel"))
-    asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW + timedelta(minutes=1)))
+    asyncio.run(
+        run_once(
+            clinic.factory,
+            clinic.settings,
+            channels=clinic.channels(),
+            now=NOW + timedelta(minutes=1),
+        )
+    )
 
     assert answer.status_code == 200
     assert "cancelled" in answer.text
@@ -221,7 +228,7 @@ def test_forged_expired_and_outdated_links_get_a_friendly_page(
 
 def test_the_confirm_link_in_a_sent_reminder_works(clinic: Clinic, web: Web) -> None:
     visit = _visit(clinic)
-    asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW))
+    asyncio.run(run_once(clinic.factory, clinic.settings, channels=clinic.channels(), now=NOW))
     (message,) = sent_mail(clinic.settings)
     match = re.search(r"Confirm:\s+\S+(/a/[A-Za-z0-9_-]+)", text_of(message))
     assert match is not None
@@ -231,7 +238,14 @@ def test_the_confirm_link_in_a_sent_reminder_works(clinic: Clinic, web: Web) -> 
     assert answer.status_code == 200
     assert _state(clinic, visit)[0] is AppointmentStatus.CONFIRMED
     # Confirmed and stop-on-confirm: nothing else is queued for this visit.
-    asyncio.run(run_once(clinic.factory, clinic.settings, now=START - timedelta(hours=2)))
+    asyncio.run(
+        run_once(
+            clinic.factory,
+            clinic.settings,
+            channels=clinic.channels(),
+            now=START - timedelta(hours=2),
+        )
+    )
     with clinic.factory() as session:
         sent = session.scalar(
             select(func.count())

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import pytest
 
-from integrations.mail import to_wire
+from office.contracts.mail import to_wire
 from office.reminders import prebuild
 from office.reminders.prebuild import AHEAD_MIN, EmailJob, Prebuilt
 from office.reminders.service import load_visits, run_once
@@ -119,7 +119,9 @@ def test_a_killed_worker_leaves_the_loop_building_and_sending_everything(clinic:
     assert ahead.take(jobs[-1].item_id, jobs[-1].recipient) is None
     assert prebuild._executor is None  # discarded; the next large batch starts a fresh one
 
-    tally = asyncio.run(run_once(clinic.factory, clinic.settings, now=NOW))
+    tally = asyncio.run(
+        run_once(clinic.factory, clinic.settings, now=NOW, channels=clinic.channels())
+    )
 
     assert tally.flat()["sent_email"] == AHEAD_MIN
     assert len(delivered_files(clinic.settings.outbox_dir, ".eml")) == AHEAD_MIN
@@ -140,7 +142,7 @@ def test_the_command_sends_a_batch_large_enough_for_the_worker_once(clinic: Clin
     (clinic.settings.home / "prefect").mkdir(parents=True, exist_ok=True)
 
     done = subprocess.run(
-        [sys.executable, "-m", "office", "reminders", "run", "--now", NOW.isoformat()],
+        [sys.executable, "-m", "app", "reminders", "run", "--now", NOW.isoformat()],
         env=env,
         capture_output=True,
         text=True,

@@ -45,7 +45,9 @@ CHICAGO = ZoneInfo("America/Chicago")
 
 
 def run(clinic: Clinic, now: datetime) -> Tally:
-    return asyncio.run(run_once(clinic.factory, clinic.settings, now=now))
+    return asyncio.run(
+        run_once(clinic.factory, clinic.settings, now=now, channels=clinic.channels())
+    )
 
 
 def statuses(clinic: Clinic) -> dict[str, tuple[OutboxStatus, str | None]]:

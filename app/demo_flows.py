@@ -19,7 +19,7 @@ from office.models import InboxItem, InboxStatus
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from office.demo import FlowReport, Timings
+    from app.demo import FlowReport, Timings
 
 __all__ = ["run_all"]
 
@@ -67,6 +67,6 @@ async def _process_pending_inbox() -> dict[str, int]:
 
 
 def _report(name: str, seconds: float, counts: dict[str, int]) -> FlowReport:
-    from office.demo import FlowReport
+    from app.demo import FlowReport
 
     return FlowReport(name, seconds, {k: v for k, v in counts.items() if v})

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy import Engine
 
-    from office.demo import FlowReport, Timings
+    from app.demo import FlowReport, Timings
     from office.settings import Settings
 
 __all__ = [
@@ -173,7 +173,7 @@ def run_demo_flows(
 ) -> list[FlowReport]:
     """Run each flow once for the demo, in this process, against the demo database."""
     with timings.step("import Prefect and the flows"):
-        from flows.demo import run_all
+        from app.demo_flows import run_all
         from flows.runtime import use_office
 
     use_office(settings, engine)

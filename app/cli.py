@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from office.cli_eligibility import eligibility_app
-from office.cli_reminders import reminders_app
+from app.cli_eligibility import eligibility_app
+from app.cli_reminders import reminders_app
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
@@ -118,7 +118,7 @@ def demo(
     The data is made up and the same each time. Running it again starts over; it
     refuses to touch a database that holds a real practice.
     """
-    from office.demo import run_demo
+    from app.demo import run_demo
 
     run_demo(_settings(), console=console, seed=seed, run_flows=not seed_only)
 
@@ -137,7 +137,7 @@ def serve(
     runs the flows on their schedules through Prefect, and sweeps stored items that
     were not handed over yet. Stop it with Ctrl-C.
     """
-    from office.serve import run_server
+    from app.serve import run_server
 
     settings = _settings()
     settings.require_webhook_secret()

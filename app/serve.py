@@ -12,14 +12,14 @@ from datetime import timedelta
 import uvicorn
 from rich.console import Console
 
+from app.webapp import Dispatcher, create_app
 from office.db import make_engine, make_sessionmaker
 from office.intake import due_for_sweep
 from office.settings import Settings
-from office.webapp import Dispatcher, create_app
 
 __all__ = ["run_server", "sweep_forever", "sweep_once"]
 
-log = logging.getLogger("office.serve")
+log = logging.getLogger("app.serve")
 
 
 async def sweep_once(factory: object, dispatcher: Dispatcher) -> int:
@@ -61,7 +61,7 @@ async def sweep_forever(factory: object, dispatcher: Dispatcher, interval: float
 
 
 def run_server(settings: Settings, *, host: str, port: int, console: Console) -> None:
-    from office.prefect_handoff import prefect_api
+    from app.prefect_handoff import prefect_api
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with prefect_api() as api_url:
@@ -70,7 +70,7 @@ def run_server(settings: Settings, *, host: str, port: int, console: Console) ->
 
 
 async def _serve(settings: Settings, *, host: str, port: int, console: Console) -> None:
-    from office.prefect_handoff import dispatch_inbox, serve_all
+    from app.prefect_handoff import dispatch_inbox, serve_all
 
     engine = make_engine(settings.db_url)
     factory = make_sessionmaker(engine)

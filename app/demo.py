@@ -16,8 +16,8 @@ from rich.table import Table
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.db import make_engine, make_sessionmaker, transaction
-from office.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.ledgers import store_inbound
 from office.migrate import upgrade
 from office.models import (
@@ -100,7 +100,7 @@ def run_demo(
         )
         reports: list[FlowReport] = []
         if run_flows:
-            from office.prefect_handoff import run_demo_flows
+            from app.prefect_handoff import run_demo_flows
 
             reports = run_demo_flows(settings, engine, now=now, console=console, timings=timings)
         with factory() as session:

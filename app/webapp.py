@@ -19,9 +19,9 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.links_web import link_router
 from office.db import transaction
 from office.ledgers import store_inbound
-from office.links_web import link_router
 from office.settings import Settings
 from office.signing import verify_webhook
 

@@ -1,0 +1,67 @@
+"""The outbound transports a reminder batch sends through, built from settings."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import httpx
+
+from integrations.mail import FileMailer, get_mailer
+from integrations.sms import FileSms, get_sms_sender
+from office.reminders.service import Channels, ChannelsFactory
+
+if TYPE_CHECKING:
+    from office.settings import Settings
+
+__all__ = ["channels_from_settings"]
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2] or "localhost"
+
+
+def channels_from_settings(settings: Settings) -> ChannelsFactory:
+    """Open the configured mailer (one connection per batch) and SMS sender."""
+
+    @asynccontextmanager
+    async def open_channels() -> AsyncIterator[Channels]:
+        mailer = get_mailer(
+            settings.mailer,
+            outbox_dir=settings.outbox_dir,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=(
+                settings.smtp_password.get_secret_value() if settings.smtp_password else None
+            ),
+            tls=settings.smtp_tls,
+            sender_domain=_domain(settings.mail_from),
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(mailer)
+            client = None
+            if settings.sms == "twilio":
+                client = await stack.enter_async_context(httpx.AsyncClient())
+            sms = get_sms_sender(
+                settings.sms,
+                outbox_dir=settings.outbox_dir / "sms",
+                account_sid=settings.twilio_account_sid,
+                auth_token=(
+                    settings.twilio_auth_token.get_secret_value()
+                    if settings.twilio_auth_token
+                    else None
+                ),
+                from_number=settings.twilio_from,
+                client=client,
+            )
+            yield Channels(
+                mailer=mailer,
+                sms=sms,
+                mail_resend_safe=isinstance(mailer, FileMailer),
+                sms_resend_safe=isinstance(sms, FileSms),
+            )
+
+    return open_channels

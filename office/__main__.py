@@ -1,5 +1,0 @@
-"""`python -m office` is the `office` command."""
-
-from office.cli import main
-
-main()
