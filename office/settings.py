@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     practice_timezone: str = Field(
         default="America/Chicago", description="IANA zone schedules are written in"
     )
+    prefect_start_timeout: float = Field(
+        default=120, gt=0, description="Seconds to wait for a Prefect server this machine starts"
+    )
+    prefect_server_wrapper: str = Field(
+        default="", description="Command words put before `prefect server start`, e.g. nice -n 10"
+    )
 
     # Mail and SMS
     mailer: Literal["file", "smtp"] = "file"
