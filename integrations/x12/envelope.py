@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 from integrations.x12.tokenizer import X12Error
 
 Segment = list[str]
 
 _ENVELOPE = frozenset({"ISA", "IEA", "GS", "GE"})
-# X12 R-type numbers: optional sign, digits with an optional point; no exponent. Linear match.
-_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +81,3 @@ def parse_period(fmt: str, value: str) -> tuple[date, date] | None:
         single = parse_date(value)
         return None if single is None else (single, single)
     return None
-
-
-def parse_decimal(value: str) -> Decimal | None:
-    """An X12 number (".2", "10.00", "-5") as Decimal; None when empty or not a number."""
-    if not value or len(value) > 40 or _NUMBER.fullmatch(value) is None:
-        return None
-    return Decimal(value)

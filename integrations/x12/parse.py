@@ -17,7 +17,6 @@ from integrations.x12.envelope import (
     element,
     optional,
     parse_date,
-    parse_decimal,
     parse_period,
     transactions,
 )
@@ -28,6 +27,7 @@ from office.eligibility.codes import (
     classify_aaa,
     other_payers,
     primary_care_provider,
+    read_amount,
 )
 from office.eligibility.types import (
     Aaa,
@@ -47,6 +47,7 @@ _PAYER_LEVEL, _PROVIDER_LEVEL, _SUBSCRIBER_LEVEL, _DEPENDENT_LEVEL = "20", "21",
 # IndexError/KeyError, ValueError, InvalidOperation/OverflowError: whatever a malformed
 # element could still provoke is translated at the boundary, never leaked.
 _BOUNDARY_ERRORS = (LookupError, ValueError, ArithmeticError)
+_AAA_REPEAT = 9  # the TR3's limit on AAA segments in each loop of a 271
 
 
 def _entity(nm1: Segment) -> Entity:
@@ -58,6 +59,18 @@ def _entity(nm1: Segment) -> Entity:
         id_qualifier=optional(nm1, 8),
         identifier=optional(nm1, 9),
     )
+
+
+def _add_inherited(found: list[Aaa], item: Aaa) -> None:
+    """Add an AAA that every patient below its loop inherits.
+
+    Every patient's result carries a copy of these, so an answer with more AAA in one loop
+    than the TR3 allows is refused: thousands of them copied into thousands of patients made
+    reading a hostile answer quadratic.
+    """
+    if sum(1 for known in found if known.loop == item.loop) >= _AAA_REPEAT:
+        raise X12Error(f"more than {_AAA_REPEAT} AAA in loop {item.loop}")
+    found.append(item)
 
 
 def _aaa(segment: Segment, loop: str) -> Aaa:
@@ -97,10 +110,10 @@ class _BenefitDraft:
             insurance_type=eb[4] or None,
             plan_name=eb[5] or None,
             time_period=eb[6] or None,
-            amount=parse_decimal(eb[7]),
-            percent=parse_decimal(eb[8]),
+            amount=read_amount(eb[7]),
+            percent=read_amount(eb[8]),
             quantity_qualifier=eb[9] or None,
-            quantity=parse_decimal(eb[10]),
+            quantity=read_amount(eb[10]),
             authorization_required=_AUTHORIZATION.get(eb[11]),
             network=_NETWORK.get(eb[12], "unknown"),
             procedure=procedure,
@@ -166,7 +179,7 @@ class _Patient:
             self.corrected = self.corrected or element(segment, 4) == "25"
         elif tag == "AAA":
             item = _aaa(segment, self.loops[0])
-            self.loop_aaa.append(item)
+            _add_inherited(self.loop_aaa, item)
             self.aaa.append(item)
 
     def _read_benefit_part(self, tag: str, segment: Segment, benefit: _BenefitDraft) -> None:
@@ -214,19 +227,20 @@ def _read_response(transaction: Transaction) -> _Response:
     by_hl: dict[str, _Patient] = {}
     level: str | None = None
     patient: _Patient | None = None
+    # The subscriber a dependent falls back to; kept as we go, since searching back through the
+    # patients for it made a chain of dependent loops quadratic.
+    last_subscriber: _Patient | None = None
     named = False
     for position, segment in transaction.segments:
         tag = segment[0].strip()
         if tag == "HL":
             level, named, patient = element(segment, 3), False, None
             if level == _SUBSCRIBER_LEVEL:
-                patient = _Patient(is_dependent=False)
+                patient = last_subscriber = _Patient(is_dependent=False)
             elif level == _DEPENDENT_LEVEL:
                 parent = by_hl.get(element(segment, 2))
                 if parent is None or parent.is_dependent:
-                    parent = next(
-                        (p for p in reversed(response.patients) if not p.is_dependent), None
-                    )
+                    parent = last_subscriber
                 patient = _Patient(is_dependent=True, subscriber=parent)
             if patient is not None:
                 response.patients.append(patient)
@@ -243,7 +257,8 @@ def _read_response(transaction: Transaction) -> _Response:
             named = True
         elif tag == "AAA":
             payer_loop = "2100A" if named else "2000A"
-            response.aaa.append(_aaa(segment, payer_loop if level == _PAYER_LEVEL else "2100B"))
+            loop = payer_loop if level == _PAYER_LEVEL else "2100B"
+            _add_inherited(response.aaa, _aaa(segment, loop))
     return response
 
 

@@ -97,19 +97,20 @@ def _split_line_breaks(piece: str, element: str) -> list[str]:
     """Recover from a lost terminator: a line that starts a segment is one; others are wraps.
 
     Fixed-record senders wrap long segments at any column, so a continuation keeps its
-    blanks and only the line break itself is dropped.
+    blanks and only the line break itself is dropped. A segment's lines are gathered and
+    joined once: appending to a growing string copies it per line, quadratic in its length.
     """
     lines = piece.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    out: list[str] = []
+    out: list[list[str]] = []
     for raw in lines:
         line = raw.lstrip(_WHITESPACE)
         if not line:
             continue
         if out and not _starts_segment(line, element):
-            out[-1] += raw
+            out[-1].append(raw)
         else:
-            out.append(line)
-    return [segment.rstrip(_WHITESPACE) for segment in out]
+            out.append([line])
+    return ["".join(parts).rstrip(_WHITESPACE) for parts in out]
 
 
 def tokenize(data: bytes | str) -> tuple[Separators, list[list[str]]]:

@@ -1,4 +1,5 @@
-"""X12 eligibility code tables and the rule that turns an AAA rejection into an office action.
+"""X12 eligibility code tables, the rule that turns an AAA rejection into an office action,
+and the one reader of a payer's amounts.
 
 Labels follow the 005010X279A1 code lists (see the eligibility domain brief, §1). They are for
 people reading a result; decisions key on the codes themselves.
@@ -6,7 +7,9 @@ people reading a result; decisions key on the codes themselves.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Final
 
 from office.eligibility.types import Aaa, AaaAction, Benefit, Entity
@@ -15,6 +18,7 @@ __all__ = [
     "AAA_FOLLOWUPS",
     "AAA_REASONS",
     "ACTIVE_CODES",
+    "AMOUNT_DIGITS",
     "COVERAGE_LEVELS",
     "EB01_CODES",
     "EB06_TIME_PERIODS",
@@ -26,6 +30,7 @@ __all__ = [
     "other_payers",
     "overall_action",
     "primary_care_provider",
+    "read_amount",
 ]
 
 ACTIVE_CODES: Final = frozenset({"1", "2", "3", "4", "5"})
@@ -368,3 +373,22 @@ def other_payers(benefits: Iterable[Benefit]) -> tuple[Entity, ...]:
         for entity in benefit.entities
         if entity.role in OTHER_PAYER_ROLES
     )
+
+
+# The longest numeric element of a 271 (AMT02, EB07) is R 1/18: at most 18 digits.
+AMOUNT_DIGITS: Final = 18
+_PLAIN_DECIMAL: Final = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def read_amount(text: str) -> Decimal | None:
+    """A payer's amount, percent or quantity as a Decimal; None unless a plain, bounded number.
+
+    Plain decimal notation only (".2", "10.00", "-5"), at most AMOUNT_DIGITS digits: no
+    exponent, NaN or Infinity, so an answer cannot hand the rules a number that is unbounded,
+    fails to compare, or takes gigabytes to print ("1E+999999999"). X12 and JSON payers alike.
+    """
+    value = text.strip()
+    if len(value) > AMOUNT_DIGITS + 2 or _PLAIN_DECIMAL.fullmatch(value) is None:
+        return None
+    digits = len(value) - value.startswith("-") - ("." in value)
+    return Decimal(value) if digits <= AMOUNT_DIGITS else None
