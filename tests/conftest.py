@@ -1,14 +1,20 @@
 """Project-wide fixtures: databases on SQLite always and PostgreSQL when configured,
-and one Prefect test harness for the whole session (never nest a second one)."""
+one Prefect test harness for the whole session (never nest a second one), and the
+conditions that keep property tests deterministic (Hypothesis profile, per-thread random)."""
 
 from __future__ import annotations
 
 import os
+import random
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +23,60 @@ from office.migrate import upgrade
 from office.settings import Settings
 
 PG_URL = os.environ.get("OFFICE_TEST_DATABASE_URL")
+
+# The same examples on every run and every machine, whatever the load: no example database
+# carried between runs, no deadline and no too-slow health check (both measure wall time).
+# HYPOTHESIS_PROFILE=explore draws fresh examples and keeps failures, for hunting bugs.
+hypothesis_settings.register_profile(
+    "officeflows",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.register_profile(
+    "explore", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=1000
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "officeflows"))
+
+_GLOBAL_RANDOM: random.Random = random.random.__self__  # type: ignore[attr-defined]
+_STATE_FUNCTIONS = frozenset({"seed", "getstate", "setstate"})
+_thread_random = threading.local()
+
+
+def _generator() -> random.Random:
+    """The global generator on the main thread; a thread's own generator everywhere else."""
+    if threading.current_thread() is threading.main_thread():
+        return _GLOBAL_RANDOM
+    own: random.Random | None = getattr(_thread_random, "generator", None)
+    if own is None:
+        own = _thread_random.generator = random.Random()
+    return own
+
+
+def _per_thread(name: str) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(_generator(), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep other tests' threads off the global `random` state the property tests watch.
+
+    Hypothesis fails a draw when the global `random` state changes during it ("Do not use
+    the random module inside strategies", then FlakyStrategyDefinition on replay). Threads
+    that outlive their test share that state: the Prefect events client pings its websocket
+    from its event-loop thread, and each ping calls `random.getrandbits`. So for the test
+    session, `random.*` calls on any thread but the main one (where tests and Hypothesis
+    run) use a generator of that thread's own.
+    """
+    for name in random.__all__:
+        function = getattr(random, name)
+        if getattr(function, "__self__", None) is _GLOBAL_RANDOM and name not in _STATE_FUNCTIONS:
+            setattr(random, name, _per_thread(name))
+
 
 BACKENDS = [
     "sqlite",
