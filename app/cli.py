@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_eligibility import eligibility_app
 from app.cli_reminders import reminders_app
+from app.prefect_handoff import DEPLOYMENTS_FILE
+from app.prefect_server import PrefectStartError, Stopped
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
@@ -130,12 +133,23 @@ def demo(
 def serve(
     host: Annotated[str, typer.Option(help="Address the web intake listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port the web intake listens on.")] = 8400,
+    prefect_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65535, help="Port of the Prefect server and UI started on 127.0.0.1."
+        ),
+    ] = 4200,
+    deployments: Annotated[
+        Path, typer.Option(help="The prefect.yaml whose deployments are served.")
+    ] = DEPLOYMENTS_FILE,
 ) -> None:
     """Run officeflows on this machine: the web intake plus every scheduled flow.
 
-    One process serves the webhook endpoint (POST /webhooks/{source}, GET /healthz),
-    runs the flows on their schedules through Prefect, and sweeps stored items that
-    were not handed over yet. Stop it with Ctrl-C.
+    One process serves the webhook endpoint (POST /webhooks/{source}, GET /healthz), runs
+    every deployment in deployments/prefect.yaml on its schedules through Prefect, and
+    sweeps stored items that were not handed over yet. Without PREFECT_API_URL it starts
+    Prefect's server (UI and scheduler) with its state in OFFICE_HOME/prefect, and stops it
+    on exit. Stop it with Ctrl-C or SIGTERM.
     """
     from app.serve import run_server
 
@@ -144,7 +158,14 @@ def serve(
     settings.require_secret_key()
     with _database(settings) as factory:
         _require_schema(factory)
-    run_server(settings, host=host, port=port, console=console)
+    run_server(
+        settings,
+        host=host,
+        port=port,
+        prefect_port=prefect_port,
+        deployments=deployments,
+        console=console,
+    )
 
 
 # --- queue ------------------------------------------------------------------------------
@@ -330,7 +351,13 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-_USER_ERRORS: tuple[type[BaseException], ...] = (CliError, SettingsError, ValueError, OSError)
+_USER_ERRORS: tuple[type[BaseException], ...] = (
+    CliError,
+    SettingsError,
+    ValueError,
+    OSError,
+    PrefectStartError,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -343,6 +370,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
+    except Stopped:  # SIGTERM: everything this process started is stopped by now
+        sys.exit(143)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:

@@ -1,9 +1,9 @@
 """`office eligibility`: check insurance now, and read a payer's 271 file.
 
 `run` and `check` run the same Prefect flows as the schedules, in this process (they need the
-Prefect API: PREFECT_API_URL, or Prefect starts a temporary one). `parse` needs neither the
-database nor Prefect. Flows are imported only when a command needs them, so `office --help`
-stays quick and this module stays free of Prefect at import time.
+Prefect API: PREFECT_API_URL, `office serve`'s server, or one started for the command). `parse`
+needs neither the database nor Prefect. Flows are imported only when a command needs them, so
+`office --help` stays quick and this module stays free of Prefect at import time.
 """
 
 from __future__ import annotations
@@ -128,12 +128,14 @@ def parse(
 
 def _run_flow(start: Callable[[], Coroutine[Any, Any, dict[str, int]]]) -> dict[str, int]:
     """Point the flows at this machine's settings and database, then run one to its end."""
+    from app.prefect_handoff import prefect_api
     from flows.runtime import use_office
 
     settings = load_settings()
     _require_schema(settings)
     use_office(settings)
-    return asyncio.run(start())
+    with prefect_api(settings):
+        return asyncio.run(start())
 
 
 def _require_schema(settings: Settings) -> None:

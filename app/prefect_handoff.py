@@ -1,7 +1,8 @@
-"""The one module in `office/` that talks to Prefect: hand work over, serve deployments.
+"""The shell's hand-off to Prefect: which API to use, starting runs, serving the deployments.
 
-Everything else in `office/` is plain Python; the web app and the CLI reach
-Prefect only through these functions.
+The web app, the CLI and the demo reach Prefect only through these functions. Which server
+a command talks to is decided in one place, `prefect_api`; starting and watching a server
+of our own is `app.prefect_server`'s job.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from app.prefect_server import PrefectServer, Progress, home_server, to_stderr
+
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -32,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEPLOYMENTS_FILE",
     "DeploymentSpec",
+    "DeploymentsFileError",
     "build_deployments",
     "dispatch_inbox",
     "load_specs",
@@ -48,29 +53,34 @@ INTAKE_DEPLOYMENT = "process-inbox/intake"
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
-    """Use the configured Prefect API, or start one for this process and its flow runs.
+def prefect_api(
+    settings: Settings,
+    *,
+    serving: bool = False,
+    port: int | None = None,
+    progress: Progress = to_stderr,
+) -> Iterator[PrefectServer]:
+    """The Prefect API this process and its flow runs use, for as long as the block lasts.
 
-    Without PREFECT_API_URL every flow-run subprocess would start its own
-    temporary server; one shared server keeps runs fast and visible in one UI.
+    PREFECT_API_URL (environment or Prefect profile) when it is set; else this home's
+    server (`office serve`'s, or one started for this command: `app.prefect_server`).
+    Subprocesses (flow runs, helper processes) inherit it through the environment, so none
+    starts a temporary server of its own.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
     if configured:
-        yield configured
+        ui_url = PREFECT_UI_URL.value() or configured.removesuffix("/").removesuffix("/api")
+        yield PrefectServer(api_url=configured, ui_url=ui_url, started=False)
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
-    server.start(timeout=180)
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
-    finally:
-        os.environ.pop("PREFECT_API_URL", None)
-        server.stop()
+    with home_server(settings, serving=serving, port=port, progress=progress) as server:
+        os.environ["PREFECT_API_URL"] = server.api_url
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                yield server
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
 
 
 async def dispatch_inbox(inbox_id: int, key: str) -> str | None:
@@ -86,33 +96,88 @@ async def dispatch_inbox(inbox_id: int, key: str) -> str | None:
     return str(run.id)
 
 
+class DeploymentsFileError(ValueError):
+    """deployments/prefect.yaml cannot be served as written; the message says where."""
+
+
 @dataclass(frozen=True)
 class DeploymentSpec:
-    """One entry of deployments/prefect.yaml, as `office serve` needs it."""
+    """One entry of deployments/prefect.yaml, as `office serve` serves it."""
 
     name: str
     entrypoint: str
-    description: str = ""
+    description: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
-    schedules: tuple[dict[str, Any], ...] = ()
+    schedules: tuple[DeploymentScheduleCreate, ...] = ()
     tags: tuple[str, ...] = ()
-    concurrency: int | None = None
+    version: str | None = None
+    paused: bool | None = None
+    concurrency_limit: int | None = None
+    enforce_parameter_schema: bool = True
 
 
-def load_specs(path: Path = DEPLOYMENTS_FILE) -> list[DeploymentSpec]:
-    document = yaml.safe_load(path.read_text())
+def load_specs(
+    path: Path = DEPLOYMENTS_FILE, *, timezone: str | None = None
+) -> list[DeploymentSpec]:
+    """The deployments in a prefect.yaml, read as `prefect deploy` reads them.
+
+    The file goes through `prefect deploy`'s own schema (`PrefectYamlModel`) and each schedule
+    through its own builder, so cron, interval and rrule schedules mean here what they mean
+    to `prefect deploy` on several machines.
+
+    Args:
+        path: the prefect.yaml to read.
+        timezone: when given, every schedule runs in this zone instead of the one the file
+            names (`office serve` passes OFFICE_PRACTICE_TIMEZONE when it is set).
+    """
+    from prefect.cli.deploy._models import PrefectYamlModel
+    from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from pydantic import ValidationError
+
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+        model = PrefectYamlModel.model_validate(document)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DeploymentsFileError(f"{path} cannot be read: {first}") from None
     specs = []
-    for entry in document.get("deployments", []):
+    for config in model.deployments:
+        entry = config.model_dump(exclude_unset=True, mode="json")
+        name = entry.get("name")
+        if not name or not entry.get("entrypoint"):
+            raise DeploymentsFileError(f"{path}: every deployment needs a name and an entrypoint")
+        if entry.get("triggers") or entry.get("sla"):
+            raise DeploymentsFileError(
+                f"{path}: deployment {name} has triggers or SLAs, which office serve does not "
+                "serve; register it with `prefect deploy`"
+            )
+        try:
+            schedules = tuple(
+                DeploymentScheduleCreate(
+                    **_schedule_config_to_deployment_schedule(
+                        {**schedule, "timezone": timezone} if timezone else schedule
+                    )
+                )
+                for schedule in entry.get("schedules") or ()
+            )
+        except (ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise DeploymentsFileError(f"{path}: deployment {name}: {first}") from None
         limit = entry.get("concurrency_limit")
+        tags = entry.get("tags") or ()
         specs.append(
             DeploymentSpec(
-                name=entry["name"],
+                name=name,
                 entrypoint=entry["entrypoint"],
-                description=entry.get("description", ""),
+                description=entry.get("description"),
                 parameters=dict(entry.get("parameters") or {}),
-                schedules=tuple(entry.get("schedules") or ()),
-                tags=tuple(entry.get("tags") or ()),
-                concurrency=limit.get("limit") if isinstance(limit, dict) else limit,
+                schedules=schedules,
+                tags=(tags,) if isinstance(tags, str) else tuple(tags),
+                version=entry.get("version"),
+                paused=entry.get("paused"),
+                concurrency_limit=limit.get("limit") if isinstance(limit, dict) else limit,
+                enforce_parameter_schema=entry.get("enforce_parameter_schema", True),
             )
         )
     return specs
@@ -129,41 +194,32 @@ def _load_flow(entrypoint: str) -> Any:
     return getattr(module, name)
 
 
-async def build_deployments(timezone: str | None = None) -> list[Any]:
-    """Every deployment in prefect.yaml as a runner deployment for `serve`."""
-    from prefect.schedules import Cron
-
+async def build_deployments(specs: list[DeploymentSpec]) -> list[Any]:
+    """Each spec as a runner deployment of its flow, for `serve_all`."""
     deployments = []
-    for spec in load_specs():
+    for spec in specs:
         flow = _load_flow(spec.entrypoint)
-        schedules = [
-            Cron(
-                entry["cron"],
-                timezone=timezone or entry.get("timezone"),
-                slug=entry.get("slug"),
-                parameters=entry.get("parameters") or {},
-                active=entry.get("active", True),
-            )
-            for entry in spec.schedules
-        ]
         deployments.append(
             await flow.ato_deployment(
                 name=spec.name,
                 description=spec.description,
                 parameters=spec.parameters,
-                schedules=schedules or None,
+                schedules=list(spec.schedules) or None,
                 tags=list(spec.tags),
-                concurrency_limit=spec.concurrency,
+                version=spec.version,
+                paused=spec.paused,
+                concurrency_limit=spec.concurrency_limit,
+                enforce_parameter_schema=spec.enforce_parameter_schema,
             )
         )
     return deployments
 
 
-async def serve_all(timezone: str | None = None, *, limit: int = 8) -> None:
-    """Serve every deployment in this process until cancelled."""
+async def serve_all(specs: list[DeploymentSpec], *, limit: int = 8) -> None:
+    """Serve the deployments in this process until cancelled; their schedules pause then."""
     from prefect import aserve
 
-    deployments = await build_deployments(timezone)
+    deployments = await build_deployments(specs)
     log.info("serving %d deployments", len(deployments))
     await aserve(*deployments, limit=limit, print_starting_message=False)
 
@@ -177,5 +233,8 @@ def run_demo_flows(
         from flows.runtime import use_office
 
     use_office(settings, engine)
-    result: list[FlowReport] = asyncio.run(run_all(now=now, console=console, timings=timings))
+    with ExitStack() as stack:
+        with console.status("starting Prefect") as status, timings.step("Prefect API start"):
+            stack.enter_context(prefect_api(settings, progress=status.update))
+        result: list[FlowReport] = asyncio.run(run_all(now=now, console=console, timings=timings))
     return result

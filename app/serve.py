@@ -1,25 +1,45 @@
-"""`office serve`: the web intake, the inbox sweeper and Prefect serving, in one process."""
+"""`office serve`: the web intake, the inbox sweeper and Prefect serving, in one process.
+
+The main thread owns the Prefect server (a child process, `app.prefect_server`) and the
+signals; the service (uvicorn, Prefect's runner, the sweeper) runs on one event loop in a
+second thread, where neither uvicorn nor the runner installs signal handlers of its own.
+SIGINT or SIGTERM asks the service to stop in order: the intake finishes its requests, the
+runner pauses the schedules, the sweeper ends; then the Prefect server stops, and one line
+says so.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-import os
+import signal
+import threading
 import time
+from collections.abc import Coroutine, Iterator
 from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from rich.console import Console
 
+from app.prefect_server import PrefectStartError, port_taken
 from app.webapp import Dispatcher, create_app
 from office.db import make_engine, make_sessionmaker
 from office.intake import due_for_sweep
 from office.settings import Settings
 
-__all__ = ["run_server", "sweep_forever", "sweep_once"]
+if TYPE_CHECKING:
+    from app.prefect_handoff import DeploymentSpec
+
+__all__ = ["run_server", "schedule_zone", "sweep_forever", "sweep_once"]
 
 log = logging.getLogger("app.serve")
+
+INTAKE_GRACE_SECONDS = 5
 
 
 async def sweep_once(factory: object, dispatcher: Dispatcher) -> int:
@@ -60,34 +80,111 @@ async def sweep_forever(factory: object, dispatcher: Dispatcher, interval: float
         await asyncio.sleep(interval)
 
 
-def run_server(settings: Settings, *, host: str, port: int, console: Console) -> None:
-    from app.prefect_handoff import prefect_api
+def run_server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    prefect_port: int | None,
+    deployments: Path,
+    console: Console,
+) -> None:
+    """Serve until SIGINT or SIGTERM, then stop everything this process started."""
+    from app.prefect_handoff import load_specs, prefect_api
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_api() as api_url:
-        console.print(f"Prefect API at {api_url}")
-        asyncio.run(_serve(settings, host=host, port=port, console=console))
+    if port_taken(host, port):
+        raise PrefectStartError(
+            f"port {port} on {host} is taken, so the intake cannot listen there: stop what "
+            "listens on it, or choose another with --port"
+        )
+    specs = load_specs(deployments, timezone=schedule_zone(settings))
+    with prefect_api(settings, serving=True, port=prefect_port, progress=console.print) as prefect:
+        console.print(f"Prefect UI: {prefect.ui_url}")
+        console.print(f"intake: http://{host}:{port} (POST /webhooks/{{source}}, GET /healthz)")
+        console.print(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
+        stop = threading.Event()
+        with _stop_on_signals(stop):
+            _run_in_thread(_serve(settings, host=host, port=port, specs=specs, stop=stop))
+    console.print("officeflows stopped; schedules paused until the next `office serve`")
 
 
-async def _serve(settings: Settings, *, host: str, port: int, console: Console) -> None:
+def schedule_zone(settings: Settings) -> str | None:
+    """OFFICE_PRACTICE_TIMEZONE when it is set; unset, each schedule keeps its file's zone."""
+    return settings.practice_timezone if "practice_timezone" in settings.model_fields_set else None
+
+
+def _run_in_thread(service: Coroutine[Any, Any, None]) -> None:
+    """Run the service's event loop on a second thread; the main thread keeps the signals.
+
+    The thread gets this thread's context, so the Prefect settings in force here (the API
+    URL) hold there too.
+    """
+    failure: list[BaseException] = []
+    context = contextvars.copy_context()
+
+    def main() -> None:
+        try:
+            context.run(asyncio.run, service)
+        except BaseException as exc:  # handed to the main thread, raised there
+            failure.append(exc)
+
+    thread = threading.Thread(target=main, name="office-serve")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop`, which the service waits on, instead of interrupting."""
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+async def _serve(
+    settings: Settings, *, host: str, port: int, specs: list[DeploymentSpec], stop: threading.Event
+) -> None:
     from app.prefect_handoff import dispatch_inbox, serve_all
 
     engine = make_engine(settings.db_url)
     factory = make_sessionmaker(engine)
     app = create_app(settings, factory, dispatcher=dispatch_inbox)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    console.print(f"officeflows: intake on http://{host}:{port}, flows served through Prefect")
-    tasks = [
-        asyncio.create_task(server.serve(), name="web"),
-        asyncio.create_task(serve_all(settings.practice_timezone), name="prefect"),
-        asyncio.create_task(sweep_forever(factory, dispatch_inbox), name="sweeper"),
-    ]
+    intake = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=INTAKE_GRACE_SECONDS,
+        )
+    )
+    web = asyncio.create_task(intake.serve(), name="web")
+    runner = asyncio.create_task(serve_all(specs), name="prefect")
+    sweeper = asyncio.create_task(sweep_forever(factory, dispatch_inbox), name="sweeper")
+    parts = [web, runner, sweeper]
+    requested = asyncio.create_task(asyncio.to_thread(stop.wait), name="stop")
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
+        done, _ = await asyncio.wait([*parts, requested], return_when=asyncio.FIRST_COMPLETED)
+        # In order, and without cancelling uvicorn: a cancelled uvicorn task logs its
+        # lifespan's CancelledError as a traceback.
+        intake.should_exit = True
+        stop.set()  # whatever ended the service, the waiting thread returns
+        # Prefect's runner pauses the schedules as it stops; the closing line says so.
+        logging.getLogger("prefect.runner").setLevel(logging.WARNING)
+        runner.cancel()
+        sweeper.cancel()
+        await asyncio.gather(*parts, requested, return_exceptions=True)
+        for part in parts:
+            if part in done:
+                part.result()  # a part that ended by itself failed: say so
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         engine.dispose()
