@@ -168,6 +168,7 @@ def _store_sample_webhooks(session: Session) -> None:
     if not (appointment and patient and provider and location and kind):
         return
     start = appointment.start_at.replace(hour=15, minute=0)
+    occurred_at = utcnow().isoformat()  # when the practice-management system made each change
     payloads = [
         {
             "event": "booked",
@@ -177,6 +178,7 @@ def _store_sample_webhooks(session: Session) -> None:
             "location_id": location.id,
             "appointment_type": kind.code,
             "start": start.isoformat(),
+            "occurred_at": occurred_at,
         },
         {
             "event": "rescheduled",
@@ -186,6 +188,7 @@ def _store_sample_webhooks(session: Session) -> None:
             "location_id": appointment.location_id,
             "appointment_type": kind.code,
             "start": (start.replace(hour=16)).isoformat(),
+            "occurred_at": occurred_at,
         },
         {"event": "booked", "external_id": "PM-90002", "patient_mrn": "MRN-UNKNOWN"},
     ]

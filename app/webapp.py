@@ -23,12 +23,14 @@ from app.links_web import link_router
 from office.db import transaction
 from office.ledgers import store_inbound
 from office.settings import Settings
-from office.signing import verify_webhook
+from office.signing import is_idempotency_key, is_webhook_source, verify_webhook
 
 __all__ = ["MAX_BODY_BYTES", "Dispatcher", "create_app"]
 
 MAX_BODY_BYTES = 1024 * 1024
-_SOURCE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_CONTENT_LENGTH = re.compile(r"[0-9]{1,19}")
+# Printable ASCII, at most as long as the inbox column (InboxItem.content_type, 120).
+_CONTENT_TYPE = re.compile(r"[ -~]{1,120}")
 
 # Hands a stored item (id, dedupe key) to whatever processes it; returns a run id, or raises.
 Dispatcher = Callable[[int, str], Awaitable[str | None]]
@@ -48,7 +50,8 @@ def create_app(
 ) -> FastAPI:
     """Build the ASGI app around an existing session factory and an optional dispatcher."""
     secret = settings.require_webhook_secret()
-    app = FastAPI(title="officeflows intake", docs_url=None, redoc_url=None)
+    # No schema or docs pages: the public app tells a stranger nothing about its routes.
+    app = FastAPI(title="officeflows intake", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.factory = factory
     app.include_router(link_router(settings, factory))
@@ -68,11 +71,19 @@ def create_app(
 
     @app.post("/webhooks/{source}")
     async def webhook(source: str, request: Request) -> JSONResponse:
-        if not _SOURCE.match(source):
+        if not is_webhook_source(source):
             return _error(404, "unknown webhook source")
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared is not None and _CONTENT_LENGTH.fullmatch(declared) is None:
+            return _error(400, "Content-Length is not a number")
+        if declared is not None and int(declared) > MAX_BODY_BYTES:
             return _error(413, "body larger than 1 MiB")
+        header_key = request.headers.get("idempotency-key") or ""
+        if header_key and not is_idempotency_key(header_key):
+            return _error(400, "Idempotency-Key must be 1-200 visible ASCII characters, no '.'")
+        content_type = request.headers.get("content-type")
+        if content_type is not None and _CONTENT_TYPE.fullmatch(content_type) is None:
+            return _error(400, "Content-Type must be 1-120 printable ASCII characters")
         try:
             body = await _read_limited(request)
         except _TooLarge:
@@ -81,13 +92,12 @@ def create_app(
             secret,
             request.headers.get("x-office-timestamp"),
             request.headers.get("x-office-signature"),
-            body,
+            source=source,
+            key=header_key,
+            body=body,
         ):
             return _error(401, "bad signature or stale timestamp")
-        key = request.headers.get("idempotency-key") or hashlib.sha256(body).hexdigest()
-        if len(key) > 200:
-            return _error(400, "Idempotency-Key longer than 200 characters")
-        content_type = request.headers.get("content-type")
+        key = header_key or hashlib.sha256(body).hexdigest()
 
         def store() -> tuple[int, bool, int]:
             with transaction(factory) as session:

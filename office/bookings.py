@@ -1,8 +1,14 @@
-"""Bookings from the practice-management system: create, move or cancel appointments."""
+"""Bookings from the practice-management system: create, move or cancel appointments.
+
+Events apply in the order the practice-management system made them, not the order they
+arrive: each carries `occurred_at`, the time of the last one applied to an appointment is
+kept in the audit ledger (field `pms_event_at`), and an older event is refused, so a late
+or replayed `booked` can never undo a later `cancelled`.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -15,14 +21,20 @@ from office.models import (
     Appointment,
     AppointmentStatus,
     AppointmentType,
+    AuditEntry,
     InboxItem,
     Location,
     Patient,
     Provider,
-    utcnow,
 )
 
-__all__ = ["BookingEvent", "apply_booking"]
+__all__ = ["EVENT_TIME_FIELD", "BookingEvent", "apply_booking"]
+
+# The audit field holding when the practice-management system made the last applied event.
+EVENT_TIME_FIELD = "pms_event_at"
+# How far ahead of our clock an event time may be: the webhook signature's own tolerance.
+# A time further ahead would make every real event after it look older, and be refused.
+_CLOCK_SKEW = timedelta(minutes=5)
 
 
 class BookingEvent(BaseModel):
@@ -38,6 +50,7 @@ class BookingEvent(BaseModel):
     appointment_type: str = Field(min_length=1, max_length=40)
     start: AwareDatetime
     duration_minutes: int | None = Field(default=None, ge=5, le=480)
+    occurred_at: AwareDatetime  # when the practice-management system made this change
 
 
 def parse_booking(body: bytes) -> BookingEvent:
@@ -49,7 +62,8 @@ def parse_booking(body: bytes) -> BookingEvent:
         raise IntakeRejected("invalid booking: " + ", ".join(fields)) from None
 
 
-def apply_booking(session: Session, item: InboxItem) -> Outcome:
+def apply_booking(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
+    """Create, move, confirm or cancel the appointment the event names, unless it is stale."""
     event = parse_booking(item.body)
     source = f"inbox:{item.id}"
     actor = f"webhook:{item.source}"
@@ -75,9 +89,16 @@ def apply_booking(session: Session, item: InboxItem) -> Outcome:
     assert provider_id is not None
     assert kind is not None
     start_utc = event.start.astimezone(UTC)
+    occurred = event.occurred_at.astimezone(UTC)
+    if occurred > now + _CLOCK_SKEW:
+        raise IntakeRejected("booking occurred_at is in the future")
+    # Locked (on PostgreSQL) so two events for one appointment apply one after the other.
     appointment = session.scalar(
-        select(Appointment).where(Appointment.external_id == event.external_id)
+        select(Appointment).where(Appointment.external_id == event.external_id).with_for_update()
     )
+    last = None if appointment is None else _last_event_time(session, appointment.id)
+    if last is not None and occurred < last:
+        raise IntakeRejected("booking event is older than the last one applied to its appointment")
     status = {
         "booked": AppointmentStatus.BOOKED,
         "rescheduled": AppointmentStatus.BOOKED,
@@ -102,7 +123,10 @@ def apply_booking(session: Session, item: InboxItem) -> Outcome:
         if appointment.patient_id != patient_id:
             raise IntakeRejected("booking names a different patient than the stored appointment")
         apply_changes(session, appointment, values, actor=actor, source=source)
-    now = utcnow()
+    if occurred != last:
+        record_change(
+            session, appointment, EVENT_TIME_FIELD, last, occurred, actor=actor, source=source
+        )
     if status is AppointmentStatus.CANCELLED and appointment.cancelled_at is None:
         appointment.cancelled_at = now
     if status is AppointmentStatus.CONFIRMED and appointment.confirmed_at is None:
@@ -110,3 +134,18 @@ def apply_booking(session: Session, item: InboxItem) -> Outcome:
     session.flush()
     followups = ("verify_appointment",) if status is AppointmentStatus.BOOKED else ()
     return Outcome("appointments", appointment.id, (*followups, "appointment_notices"))
+
+
+def _last_event_time(session: Session, appointment_id: int) -> datetime | None:
+    """When the practice-management system made the last event applied to this appointment."""
+    after = session.scalar(
+        select(AuditEntry.after)
+        .where(
+            AuditEntry.entity == Appointment.__tablename__,
+            AuditEntry.entity_id == appointment_id,
+            AuditEntry.field == EVENT_TIME_FIELD,
+        )
+        .order_by(AuditEntry.id.desc())
+        .limit(1)
+    )
+    return None if after is None else datetime.fromisoformat(after)

@@ -33,13 +33,14 @@ class Outcome:
     followups: tuple[str, ...] = field(default=())  # e.g. "verify_appointment"
 
 
-Handler = Callable[[Session, InboxItem], Outcome]
+# A handler gets the clock's reading for this attempt, so it never reads the time itself.
+Handler = Callable[[Session, InboxItem, datetime], Outcome]
 
 
-def _bookings(session: Session, item: InboxItem) -> Outcome:
+def _bookings(session: Session, item: InboxItem, now: datetime) -> Outcome:
     from office.bookings import apply_booking
 
-    return apply_booking(session, item)
+    return apply_booking(session, item, now=now)
 
 
 HANDLERS: dict[str, Handler] = {"bookings": _bookings}
@@ -62,13 +63,14 @@ def process_item(
 ) -> ProcessResult:
     """Run the source's handler on one stored payload, recording the attempt first."""
     table = HANDLERS if handlers is None else handlers
+    moment = now or utcnow()
     with transaction(factory) as session:
         item = session.get(InboxItem, item_id)
         if item is None:
             raise IntakeRejected(f"inbox item {item_id} does not exist")
         if item.status is InboxStatus.PROCESSED:
             return ProcessResult(item.id, item.status)
-        start_attempt(item, now)
+        start_attempt(item, moment)
     source = item.source.split(":", 1)[-1]
     handler = table.get(source)
     try:
@@ -76,8 +78,8 @@ def process_item(
             raise IntakeRejected(f"no handler for source {source!r}")
         with transaction(factory) as session:
             live = session.get_one(InboxItem, item_id)
-            outcome = handler(session, live)
-            mark_processed(live, now)
+            outcome = handler(session, live, moment)
+            mark_processed(live, moment)
     except IntakeRejected as exc:
         with transaction(factory) as session:
             reject(session.get_one(InboxItem, item_id), str(exc))

@@ -13,13 +13,18 @@ from office.signing import sign_webhook
 
 WEBHOOK_SECRET = "test-webhook-secret"
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+# When the practice-management system made a test booking: before NOW and the real clock.
+EVENT_AT = NOW - timedelta(days=300)
 
 
-def signed_headers(body: bytes, *, at: int | None = None, key: str | None = None) -> dict[str, str]:
+def signed_headers(
+    body: bytes, *, at: int | None = None, key: str | None = None, source: str = "bookings"
+) -> dict[str, str]:
+    """Headers of a request signed for `source` under `key` (none when None)."""
     timestamp = int(time.time()) if at is None else at
     headers = {
         "X-Office-Timestamp": str(timestamp),
-        "X-Office-Signature": sign_webhook(WEBHOOK_SECRET, timestamp, body),
+        "X-Office-Signature": sign_webhook(WEBHOOK_SECRET, timestamp, source, key or "", body),
         "Content-Type": "application/json",
     }
     if key:
@@ -40,6 +45,7 @@ def booking(**fields: object) -> bytes:
         "location_id": 1,
         "appointment_type": "follow-up",
         "start": (NOW + timedelta(days=2)).isoformat(),
+        "occurred_at": EVENT_AT.isoformat(),
     }
     payload.update(fields)
     return json.dumps(payload).encode()

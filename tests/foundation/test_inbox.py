@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app
+from office.bookings import EVENT_TIME_FIELD
 from office.db import transaction
 from office.intake import due_for_sweep, process_item
 from office.ledgers import replay, store_inbound
@@ -26,7 +27,7 @@ from office.models import (
     utcnow,
 )
 from office.settings import Settings
-from tests.foundation.helpers import NOW, booking, seed_small
+from tests.foundation.helpers import EVENT_AT, NOW, booking, seed_small
 
 
 @pytest.fixture
@@ -65,7 +66,10 @@ def test_booking_creates_an_appointment_with_audit(seeded: sessionmaker[Session]
         audit = session.scalars(
             select(AuditEntry).where(AuditEntry.entity_id == appointment.id)
         ).all()
-        assert [(a.field, a.source) for a in audit] == [("status", f"inbox:{item_id}")]
+        assert [(a.field, a.after, a.source) for a in audit] == [
+            ("status", "booked", f"inbox:{item_id}"),
+            (EVENT_TIME_FIELD, EVENT_AT.isoformat(), f"inbox:{item_id}"),
+        ]
 
 
 def test_reschedule_changes_fields_bumps_version_and_audits_each(
@@ -73,7 +77,10 @@ def test_reschedule_changes_fields_bumps_version_and_audits_each(
 ) -> None:
     process_item(seeded, store(seeded, booking(provider_npi=npi(seeded)), "a"), now=NOW)
     later = (NOW + timedelta(days=3)).isoformat()
-    moved = booking(provider_npi=npi(seeded), event="rescheduled", start=later)
+    moved_at = (EVENT_AT + timedelta(hours=1)).isoformat()
+    moved = booking(
+        provider_npi=npi(seeded), event="rescheduled", start=later, occurred_at=moved_at
+    )
     process_item(seeded, store(seeded, moved, "b"), now=NOW)
     with seeded() as session:
         appointment = session.scalars(
@@ -85,7 +92,7 @@ def test_reschedule_changes_fields_bumps_version_and_audits_each(
                 AuditEntry.entity == "appointments", AuditEntry.entity_id == appointment.id
             )
         ).all()
-        assert changes == ["status", "start_at"]
+        assert changes == ["status", EVENT_TIME_FIELD, "start_at", EVENT_TIME_FIELD]
 
 
 def test_invalid_payload_is_rejected_with_field_names_not_values(
@@ -140,6 +147,65 @@ def test_processed_items_are_not_processed_twice(seeded: sessionmaker[Session]) 
     assert again.status is InboxStatus.PROCESSED
     with seeded() as session:
         assert session.get_one(InboxItem, item_id).attempts == 1
+
+
+STALE = "booking event is older than the last one applied to its appointment"
+
+
+def appointment_status(factory: sessionmaker[Session], external_id: str) -> AppointmentStatus:
+    with factory() as session:
+        return session.scalars(
+            select(Appointment.status).where(Appointment.external_id == external_id)
+        ).one()
+
+
+@pytest.mark.parametrize("cancelled_first", [False, True], ids=["in-order", "out-of-order"])
+def test_a_replayed_booked_never_undoes_a_later_cancelled(
+    seeded: sessionmaker[Session], cancelled_first: bool
+) -> None:
+    provider = npi(seeded)
+    booked = booking(provider_npi=provider)
+    later = (EVENT_AT + timedelta(minutes=1)).isoformat()
+    cancelled = booking(provider_npi=provider, event="cancelled", occurred_at=later)
+    arrivals = (
+        [(cancelled, "c1"), (booked, "b1")]
+        if cancelled_first
+        else [(booked, "b1"), (cancelled, "c1")]
+    )
+    results = [process_item(seeded, store(seeded, body, key), now=NOW) for body, key in arrivals]
+    # The booked, delivered again under another key (a retry, or a replay by hand).
+    results.append(process_item(seeded, store(seeded, booked, "b2"), now=NOW))
+    assert [r.reason for r in results] == (
+        [None, STALE, STALE] if cancelled_first else [None, None, STALE]
+    )
+    assert appointment_status(seeded, "PM-1") is AppointmentStatus.CANCELLED
+
+
+def test_an_event_as_recent_as_the_last_applies(seeded: sessionmaker[Session]) -> None:
+    provider = npi(seeded)
+    process_item(seeded, store(seeded, booking(provider_npi=provider), "b1"), now=NOW)
+    confirmed = booking(provider_npi=provider, event="confirmed")
+    assert process_item(seeded, store(seeded, confirmed, "c1"), now=NOW).reason is None
+    assert appointment_status(seeded, "PM-1") is AppointmentStatus.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("ahead", "reason"),
+    [(timedelta(minutes=4), None), (timedelta(minutes=6), "booking occurred_at is in the future")],
+)
+def test_an_event_time_beyond_the_clock_skew_is_refused(
+    seeded: sessionmaker[Session], ahead: timedelta, reason: str | None
+) -> None:
+    """A time far ahead would make every real event after it look older."""
+    body = booking(provider_npi=npi(seeded), occurred_at=(NOW + ahead).isoformat())
+    assert process_item(seeded, store(seeded, body), now=NOW).reason == reason
+
+
+def test_an_event_without_its_time_is_invalid(seeded: sessionmaker[Session]) -> None:
+    body = json.loads(booking(provider_npi=npi(seeded)))
+    del body["occurred_at"]
+    result = process_item(seeded, store(seeded, json.dumps(body).encode()), now=NOW)
+    assert result.reason == "invalid booking: occurred_at"
 
 
 def test_replay_of_missing_item_is_a_clear_error(seeded: sessionmaker[Session]) -> None:

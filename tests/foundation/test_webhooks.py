@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import quote
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.webapp import MAX_BODY_BYTES, create_app
 from office.models import InboxItem, InboxStatus
 from office.settings import Settings
-from tests.foundation.helpers import signed_headers
+from tests.foundation.helpers import WEBHOOK_SECRET, signed_headers
 
 BODY = b'{"event": "booked", "external_id": "PM-7"}'
 
@@ -163,7 +167,9 @@ async def test_same_key_from_two_sources_is_two_records(
 ) -> None:
     for source in ("bookings", "forms"):
         response = await client.post(
-            f"/webhooks/{source}", content=BODY, headers=signed_headers(BODY, key="k")
+            f"/webhooks/{source}",
+            content=BODY,
+            headers=signed_headers(BODY, key="k", source=source),
         )
         assert response.status_code == 202
     with factory() as session:
@@ -194,3 +200,122 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
     response = await client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_a_signed_request_cannot_be_replayed_under_another_key_or_source(
+    client: httpx.AsyncClient, factory: sessionmaker[Session]
+) -> None:
+    headers = signed_headers(BODY, key="k1")
+    assert (
+        await client.post("/webhooks/bookings", content=BODY, headers=headers)
+    ).status_code == 202
+    other_key = {**headers, "Idempotency-Key": "k2"}
+    no_key = {k: v for k, v in headers.items() if k != "Idempotency-Key"}
+    for path, replayed in [
+        ("/webhooks/bookings", other_key),
+        ("/webhooks/bookings", no_key),
+        ("/webhooks/forms", headers),
+    ]:
+        response = await client.post(path, content=BODY, headers=replayed)
+        assert response.status_code == 401, (path, replayed)
+    assert [item.idempotency_key for item in stored(factory)] == ["k1"]
+
+
+async def test_the_old_signature_form_is_refused(
+    client: httpx.AsyncClient, factory: sessionmaker[Session]
+) -> None:
+    now = int(time.time())
+    mac = hmac.new(WEBHOOK_SECRET.encode(), f"{now}.".encode() + BODY, hashlib.sha256)
+    headers = {"X-Office-Timestamp": str(now), "X-Office-Signature": "sha256=" + mac.hexdigest()}
+    assert (
+        await client.post("/webhooks/bookings", content=BODY, headers=headers)
+    ).status_code == 401
+    assert stored(factory) == []
+
+
+def probe(**replace: bytes) -> dict[str, bytes]:
+    """Signed headers for BODY with some header values replaced by raw bytes."""
+    headers = {k: v.encode() for k, v in signed_headers(BODY, key="k1").items()}
+    return {**headers, **replace}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/webhooks/bookings", probe(**{"X-Office-Timestamp": b"9" * 400}), 401),
+        ("/webhooks/bookings", probe(**{"X-Office-Signature": "sha256=é".encode() * 9}), 401),
+        ("/webhooks/bookings", probe(**{"X-Office-Signature": b"sha256=\xff" + b"0" * 63}), 401),
+        ("/webhooks/bookings%0A", probe(), 404),
+        ("/webhooks/bookings%20", probe(), 404),
+        ("/webhooks/Bookings", probe(), 404),
+        ("/webhooks/bookings", probe(**{"Content-Type": b"application/json;" + b"x" * 104}), 400),
+        ("/webhooks/bookings", probe(**{"Content-Type": "text/plain; charset=é".encode()}), 400),
+        ("/webhooks/bookings", probe(**{"Idempotency-Key": b"k" * 201}), 400),
+        ("/webhooks/bookings", probe(**{"Idempotency-Key": b"k.1"}), 400),
+        ("/webhooks/bookings", probe(**{"Idempotency-Key": "ké".encode()}), 400),
+        ("/webhooks/bookings", probe(**{"Content-Length": b"4" * 5000}), 400),
+        ("/webhooks/bookings", probe(**{"Content-Length": b"-1"}), 400),
+    ],
+)
+async def test_malformed_headers_get_4xx_and_store_nothing(
+    client: httpx.AsyncClient,
+    factory: sessionmaker[Session],
+    path: str,
+    headers: dict[str, bytes],
+    status: int,
+) -> None:
+    response = await client.post(path, content=BODY, headers=headers)
+    assert response.status_code == status
+    assert stored(factory) == []
+
+
+async def test_a_content_type_as_long_as_its_column_is_stored(
+    client: httpx.AsyncClient, factory: sessionmaker[Session]
+) -> None:
+    """InboxItem.content_type is String(120): the longest accepted value fits it (PostgreSQL)."""
+    content_type = "application/json;" + "x" * 103
+    headers = {**signed_headers(BODY, key="k1"), "Content-Type": content_type}
+    assert (
+        await client.post("/webhooks/bookings", content=BODY, headers=headers)
+    ).status_code == 202
+    assert [item.content_type for item in stored(factory)] == [content_type]
+
+
+HEADER_NAMES = [
+    "X-Office-Timestamp",
+    "X-Office-Signature",
+    "Idempotency-Key",
+    "Content-Type",
+    "Content-Length",
+]
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.dictionaries(
+        st.sampled_from(HEADER_NAMES),
+        st.binary(max_size=300) | st.from_regex(rb"\A[0-9]{1,600}\Z"),
+        min_size=1,
+    ),
+    source=st.sampled_from(["bookings", "bookings\n", "b\u00e9", "x" * 41, "-", "forms"]),
+)
+async def test_no_header_value_makes_the_app_fail(
+    client: httpx.AsyncClient,
+    factory: sessionmaker[Session],
+    values: dict[str, bytes],
+    source: str,
+) -> None:
+    """Any value, of any length or alphabet, is answered; only a valid request is stored."""
+    before = len(stored(factory))
+    path = "/webhooks/" + quote(source, safe="")
+    response = await client.post(path, content=BODY, headers=probe(**values))
+    assert response.status_code in (200, 202) or 400 <= response.status_code < 500
+    if response.status_code >= 400:
+        assert len(stored(factory)) == before
+
+
+@pytest.mark.parametrize("path", ["/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_the_public_app_publishes_no_schema_or_docs(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    assert (await client.get(path)).status_code == 404
