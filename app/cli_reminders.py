@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from office.clock import as_utc
 from office.settings import SettingsError, load_settings
 
 __all__ = ["reminders_app"]
@@ -32,12 +33,6 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @reminders_app.command("run")
 def run(
     now: Annotated[
@@ -51,11 +46,13 @@ def run(
         settings.require_secret_key()
     except SettingsError as exc:
         _fail(str(exc))
+    from app.prefect_handoff import prefect_api
     from flows.reminders import send_reminders
     from flows.runtime import use_office
 
     use_office(settings)
-    counts = asyncio.run(send_reminders(now=_aware(now)))
+    with prefect_api(settings):
+        counts = asyncio.run(send_reminders(now=as_utc(now, "UTC") if now else None))
     table = Table("what", "count", title="Reminder run")
     for name, value in counts.items():
         table.add_row(name, str(value))
@@ -76,7 +73,7 @@ def preview(
     """
     from office.db import make_engine, make_sessionmaker
     from office.models import utcnow
-    from office.reminders.service import preview as plan_preview
+    from office.reminders.preview import preview as plan_preview
 
     try:
         settings = load_settings()
@@ -84,7 +81,8 @@ def preview(
         _fail(str(exc))
     engine = make_engine(settings.db_url)
     try:
-        lines = plan_preview(make_sessionmaker(engine), now=_aware(now) or utcnow(), hours=hours)
+        moment = as_utc(now, "UTC") if now else utcnow()
+        lines = plan_preview(make_sessionmaker(engine), now=moment, hours=hours)
     finally:
         engine.dispose()
     console = _console()

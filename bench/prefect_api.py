@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.processes import stop
+from testkit.processes import stop
 
 __all__ = ["flush_logs", "free_port", "prefect_server"]
 

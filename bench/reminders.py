@@ -1,7 +1,7 @@
 """Benchmark: `python bench/run.py reminders [--n 5000] [--drop-every 300] [--database-url URL]`.
 
 The real `send-reminders` flow, database included, sends `n` due reminder emails to
-`bench/smtp_sink.py`, an aiosmtpd server in its own process on loopback. The Prefect API
+`testkit/smtp_sink.py`, an aiosmtpd server in its own process on loopback. The Prefect API
 is a `prefect server start` process, started (and timed) before anything else, and the
 flow runs once on nothing due first, as a long-lived worker would have.
 
@@ -54,7 +54,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         with prefect_server(home) as (api_url, server_start_s):
             os.environ["PREFECT_API_URL"] = api_url
-            from bench.smtp_sink import start_sink
+            from testkit.smtp_sink import start_sink
 
             faults = ["--drop-every", str(args.drop_every)] if args.drop_every else []
             sink = start_sink(home / "sink", *faults)
@@ -237,7 +237,7 @@ def _prebuilt(factory: sessionmaker[Session], settings: Settings) -> list[EmailM
     from sqlalchemy import select
 
     from office.models import OutboxItem, OutboxStatus
-    from office.reminders.service import compose_email, load_visits
+    from office.reminders import Draft, compose_email, load_visits
 
     with factory() as session:
         rows = list(
@@ -251,14 +251,17 @@ def _prebuilt(factory: sessionmaker[Session], settings: Settings) -> list[EmailM
     secret = settings.require_secret_key()
     return [
         compose_email(
-            key=row.idempotency_key,
-            kind=row.kind,
-            detail=row.detail,
-            created_at=row.created_at,
-            recipient=row.recipient,
-            visit=visits[row.appointment_id or 0],
-            settings=settings,
-            secret=secret,
+            Draft(
+                item_id=row.id,
+                key=row.idempotency_key,
+                kind=row.kind,
+                detail=row.detail,
+                created_at=row.created_at,
+                recipient=row.recipient,
+                visit=visits[row.appointment_id or 0],
+            ),
+            settings,
+            secret,
         )
         for row in rows
     ]

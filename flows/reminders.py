@@ -1,4 +1,4 @@
-"""Appointment reminders as Prefect flows: a table of contents over `office.reminders.service`.
+"""Appointment reminders as Prefect flows: a table of contents over `office.reminders`.
 
 Tasks take ids and instants only, return counts, and never cache or persist
 results: the messages they build carry PHI. One task sends one batch (up to
@@ -9,7 +9,7 @@ thousands costs a handful of task runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,11 +20,14 @@ from prefect.tasks import exponential_backoff
 
 from flows.runtime import office
 from integrations.transports import channels_from_settings
+from office.clock import chunks
 from office.contracts.mail import MailRetryableError
 from office.contracts.sms import SmsRetryableError
 from office.db import transaction
 from office.models import utcnow
-from office.reminders.service import (
+from office.reminders import (
+    RETRY_DELAYS,
+    Batch,
     DeliveryDeferred,
     Tally,
     due_outbox_ids,
@@ -34,7 +37,18 @@ from office.reminders.service import (
     send_batch,
 )
 
-__all__ = ["BATCH_SIZE", "LATE_AFTER", "send_appointment_notices", "send_reminders"]
+__all__ = [
+    "BATCH_SIZE",
+    "LATE_AFTER",
+    "find_due",
+    "record_due",
+    "record_notices",
+    "run_steps",
+    "send_appointment_notices",
+    "send_messages",
+    "send_reminders",
+    "settle_interrupted",
+]
 
 BATCH_SIZE = 250
 LATE_AFTER = timedelta(minutes=15)
@@ -48,12 +62,13 @@ def _retryable(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="settle-interrupted-sends", cache_policy=NO_CACHE, persist_result=False)
 def settle_interrupted(now: datetime) -> dict[str, int]:
     """Resolve messages a killed run left in "sending" (resend if the transport allows)."""
-    settings = office().settings
+    current = office()
+    transports = channels_from_settings(current.settings)
     return reconcile_interrupted(
-        office().factory,
+        current.factory,
         now=now,
-        mail_resend_safe=settings.mailer == "file",
-        sms_resend_safe=settings.sms == "file",
+        mail_resend_safe=transports.mail_resend_safe,
+        sms_resend_safe=transports.sms_resend_safe,
     ).to_dict()
 
 
@@ -84,16 +99,18 @@ def find_due(now: datetime, appointment_id: int | None = None) -> list[int]:
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_condition_fn=_retryable,
 )
-async def send_messages(outbox_ids: list[int], now: datetime) -> dict[str, int]:
+async def send_messages(
+    outbox_ids: list[int], now: datetime, retry_delays: tuple[float, ...] = RETRY_DELAYS
+) -> dict[str, int]:
     """Send one batch over one connection; a retry skips whatever was already settled."""
     current = office()
-    tally = await send_batch(
+    batch = Batch(
         current.factory,
         current.settings,
-        outbox_ids,
-        now=now,
-        channels=channels_from_settings(current.settings),
+        channels_from_settings(current.settings),
+        retry_delays=retry_delays,
     )
+    tally = await send_batch(batch, outbox_ids, now=now)
     get_run_logger().info(
         "batch of %d: %d sent, %d skipped or withdrawn, %d need a person",
         len(outbox_ids),
@@ -128,8 +145,26 @@ def _clock(now: datetime | None) -> tuple[datetime, bool]:
     return real, late
 
 
-def _batches(ids: Sequence[int], size: int) -> list[list[int]]:
-    return [list(ids[index : index + size]) for index in range(0, len(ids), size)]
+async def run_steps(
+    moment: datetime,
+    settle: Callable[[datetime], dict[str, int]],
+    record: Callable[[datetime], dict[str, int]],
+    find: Callable[[datetime], list[int]],
+    send: Callable[[list[int], datetime], Awaitable[dict[str, int]]],
+) -> Tally:
+    """One reminder run's steps, in order: the flow passes its tasks, tests their `.fn`.
+
+    Settle what a killed run left in doubt, record what is due, then send it in
+    batches, each starting at its own moment: the run's clock plus what has passed.
+    """
+    started = time.monotonic()
+    tally = Tally()
+    tally.merge(settle(moment))
+    tally.merge(record(moment))
+    for batch in chunks(find(moment), BATCH_SIZE):
+        elapsed = timedelta(seconds=time.monotonic() - started)
+        tally.merge(await send(list(batch), moment + elapsed))
+    return tally
 
 
 async def _publish(tally: Tally, key: str, description: str) -> None:
@@ -146,14 +181,7 @@ async def send_reminders(now: datetime | None = None) -> dict[str, int]:
             and replays pass one).
     """
     moment, late = _clock(now)
-    started = time.monotonic()
-    tally = Tally()
-    tally.merge(settle_interrupted(moment))
-    tally.merge(record_due(moment))
-    for batch in _batches(find_due(moment), BATCH_SIZE):
-        # Each batch starts at its own moment: the run's clock plus what has passed.
-        elapsed = timedelta(seconds=time.monotonic() - started)
-        tally.merge(await send_messages(batch, moment + elapsed))
+    tally = await run_steps(moment, settle_interrupted, record_due, find_due, send_messages)
     await _publish(tally, "reminder-run", "Reminder messages by kind, channel and outcome")
     return {**tally.flat(), "late_run": int(late)}
 

@@ -9,22 +9,22 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from integrations.mail import FileMailer, get_mailer
-from integrations.sms import FileSms, get_sms_sender
-from office.reminders.service import Channels, ChannelsFactory
+from integrations.mail import get_mailer
+from integrations.sms import get_sms_sender
+from office.messages import address_domain
+from office.reminders.channels import Channels, Transports
 
 if TYPE_CHECKING:
     from office.settings import Settings
 
 __all__ = ["channels_from_settings"]
 
+# Transports that write one file per message id, overwriting it: sending again is harmless.
+_RESEND_SAFE = frozenset({"file"})
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2] or "localhost"
 
-
-def channels_from_settings(settings: Settings) -> ChannelsFactory:
-    """Open the configured mailer (one connection per batch) and SMS sender."""
+def channels_from_settings(settings: Settings) -> Transports:
+    """The configured mailer (one connection per batch) and SMS sender, opened per batch."""
 
     @asynccontextmanager
     async def open_channels() -> AsyncIterator[Channels]:
@@ -38,7 +38,7 @@ def channels_from_settings(settings: Settings) -> ChannelsFactory:
                 settings.smtp_password.get_secret_value() if settings.smtp_password else None
             ),
             tls=settings.smtp_tls,
-            sender_domain=_domain(settings.mail_from),
+            sender_domain=address_domain(settings.mail_from),
         )
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(mailer)
@@ -57,11 +57,10 @@ def channels_from_settings(settings: Settings) -> ChannelsFactory:
                 from_number=settings.twilio_from,
                 client=client,
             )
-            yield Channels(
-                mailer=mailer,
-                sms=sms,
-                mail_resend_safe=isinstance(mailer, FileMailer),
-                sms_resend_safe=isinstance(sms, FileSms),
-            )
+            yield Channels(mailer=mailer, sms=sms)
 
-    return open_channels
+    return Transports(
+        open=open_channels,
+        mail_resend_safe=settings.mailer in _RESEND_SAFE,
+        sms_resend_safe=settings.sms in _RESEND_SAFE,
+    )

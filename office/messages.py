@@ -18,6 +18,7 @@ from email.utils import format_datetime
 __all__ = [
     "POLICY",
     "SMS_MAX_SEPTETS",
+    "address_domain",
     "build_email",
     "gsm7_length",
     "message_id_for",
@@ -162,6 +163,11 @@ def to_gsm7(text: str) -> str:
             )
             out.append(folded or "?")
     return "".join(out)
+
+
+def address_domain(address: str) -> str:
+    """The domain of an email address ("localhost" when it has none)."""
+    return address.rpartition("@")[2] or "localhost"
 
 
 def message_id_for(outbox_key: str, domain: str) -> str:

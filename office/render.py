@@ -4,6 +4,8 @@ StrictUndefined turns a missing variable into an error instead of a blank in a
 patient's message; autoescape is on for `.html.j2` templates only, so plain
 text and SMS are never littered with `&amp;`.
 
+Reminder messages are composed from these templates by `office.reminders.compose`.
+
 Template layout (under the repository's top-level ``templates/`` directory)::
 
     reminders/<language>/<kind>.<part>.j2
@@ -32,33 +34,28 @@ folds text into the SMS alphabet.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, get_args
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from office.messages import sms_fits, to_gsm7
+from office.messages import to_gsm7
 
 __all__ = [
     "LANGUAGES",
     "TEMPLATES_DIR",
     "Language",
-    "ReminderKind",
-    "RenderedReminder",
     "create_environment",
     "date_long",
     "date_short",
     "render",
-    "render_reminder",
     "time_local",
 ]
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 Language = Literal["en", "es"]
-ReminderKind = Literal["confirmation", "reminder", "cancellation", "reschedule"]
 LANGUAGES: tuple[Language, ...] = get_args(Language)
 
 _WEEKDAYS: dict[str, tuple[str, ...]] = {
@@ -97,7 +94,7 @@ _MONTHS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _aware(value: datetime) -> datetime:
+def _zoned(value: datetime) -> datetime:
     """Refuse naive datetimes: a reminder without a zone has sent patients at the wrong hour."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("reminder times must be timezone-aware (the location's zone)")
@@ -113,7 +110,7 @@ def _names(table: dict[str, tuple[str, ...]], language: str) -> tuple[str, ...]:
 
 def date_long(value: datetime, language: str) -> str:
     """ "Wednesday, March 12, 2025" / "miércoles, 12 de marzo de 2025"."""
-    when = _aware(value)
+    when = _zoned(value)
     weekday = _names(_WEEKDAYS, language)[when.weekday()]
     month = _names(_MONTHS, language)[when.month - 1]
     if language == "es":
@@ -123,7 +120,7 @@ def date_long(value: datetime, language: str) -> str:
 
 def date_short(value: datetime, language: str) -> str:
     """ "Wed Mar 12" / "mié 12 mar": fits subjects and SMS."""
-    when = _aware(value)
+    when = _zoned(value)
     weekday = _names(_WEEKDAYS, language)[when.weekday()][:3]
     month = _names(_MONTHS, language)[when.month - 1][:3]
     if language == "es":
@@ -133,7 +130,7 @@ def date_short(value: datetime, language: str) -> str:
 
 def time_local(value: datetime, language: str) -> str:
     """ "9:05 AM" / "9:05 a. m.", the 12-hour forms patients in both languages expect."""
-    when = _aware(value)
+    when = _zoned(value)
     if language not in LANGUAGES:
         raise ValueError(f"unsupported language {language!r}")
     hour = when.hour % 12 or 12
@@ -172,40 +169,3 @@ def _environment() -> Environment:
 def render(name: str, /, **context: object) -> str:
     """Render one template from templates/ with the shared environment."""
     return _environment().get_template(name).render(**context)
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedReminder:
-    """The four texts of one reminder, ready for `build_email` and an SMS sender."""
-
-    subject: str
-    text: str
-    html: str
-    sms: str
-
-    @property
-    def sms_fits(self) -> bool:
-        """False when values made the SMS longer than one GSM-7 segment: do not send it."""
-        return sms_fits(self.sms)
-
-
-def render_reminder(kind: ReminderKind, /, **context: object) -> RenderedReminder:
-    """Render subject, text, HTML and SMS for `kind` in `context["language"]`.
-
-    Raises:
-        ValueError: unsupported language or kind.
-        jinja2.UndefinedError: a variable the templates need is missing.
-    """
-    if kind not in get_args(ReminderKind):
-        raise ValueError(f"unknown reminder kind {kind!r}")
-    language = context.get("language")
-    if language not in LANGUAGES:
-        raise ValueError(f"unsupported language {language!r}")
-    base = f"reminders/{language}/{kind}"
-    subject = " ".join(render(f"{base}.subject.txt.j2", **context).split())
-    return RenderedReminder(
-        subject=subject,
-        text=render(f"{base}.txt.j2", **context) + "\n",
-        html=render(f"{base}.html.j2", **context) + "\n",
-        sms=render(f"{base}.sms.txt.j2", **context).strip(),
-    )

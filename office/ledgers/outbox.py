@@ -1,100 +1,154 @@
-"""The outbox: every outbound message, recorded once per key before it is sent."""
+"""The outbox: every outbound message, recorded once per key, claimed by one sender, settled.
+
+A row's life::
+
+    enqueue_outbox -> pending --claim_outbox--> sending --finish_outbox--> sent | failed | unknown
+                                                       \\--finish_outbox--> pending (deferred)
+    pending | sending --move_outbox--> withdrawn | skipped | pending | unknown
+
+Each write is one Core statement, compiled once, run on the caller's `Session` or
+`Connection` (a send loop claims on a bare connection: an ORM session per message
+costs a third of its database time). Nothing here commits: the caller's
+transaction decides what lands together.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Insert, Table, Update, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from office.models import (
-    Channel,
-    OutboxItem,
-    OutboxStatus,
-    utcnow,
+from office.models import Channel, OutboxItem, OutboxStatus
+
+__all__ = ["OutboxRow", "claim_outbox", "enqueue_outbox", "finish_outbox", "move_outbox"]
+
+_OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
+
+
+class OutboxRow(TypedDict):
+    """One message to record: the outbox's columns, by name."""
+
+    idempotency_key: str
+    channel: Channel
+    kind: str
+    appointment_id: int | None
+    patient_id: int | None
+    recipient: str
+    status: OutboxStatus
+    attempts: int
+    error: str | None
+    detail: dict[str, Any]
+    due_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _insert_new(dialect: str) -> Insert:
+    # ON CONFLICT DO NOTHING is spelled per dialect in SQLAlchemy; the statement is the same.
+    if dialect == "postgresql":
+        return postgresql.insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if dialect == "sqlite":
+        return sqlite.insert(_OUTBOX).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
+
+
+_INSERT_NEW = {dialect: _insert_new(dialect) for dialect in ("postgresql", "sqlite")}
+
+_CLAIM: Update = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.id == bindparam("item_id"), _OUTBOX.c.status == OutboxStatus.PENDING)
+    .values(
+        status=OutboxStatus.SENDING,
+        claimed_at=bindparam("now"),
+        attempts=_OUTBOX.c.attempts + 1,
+        updated_at=bindparam("now"),
+        recipient=bindparam("recipient"),
+        message_id=bindparam("message_id"),
+    )
 )
 
-__all__ = ["claim_outbox", "enqueue_outbox", "finish_outbox"]
-
-
-def enqueue_outbox(
-    session: Session,
-    *,
-    key: str,
-    channel: Channel,
-    kind: str,
-    recipient: str,
-    due_at: datetime | None = None,
-    appointment_id: int | None = None,
-    patient_id: int | None = None,
-    staff_id: int | None = None,
-    detail: Mapping[str, Any] | None = None,
-) -> tuple[OutboxItem, bool]:
-    """Record the intent to send, once per key; returns the row and whether it is new."""
-    existing = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
-    if existing is not None:
-        return existing, False
-    item = OutboxItem(
-        idempotency_key=key,
-        channel=channel,
-        kind=kind,
-        recipient=recipient,
-        due_at=due_at,
-        appointment_id=appointment_id,
-        patient_id=patient_id,
-        staff_id=staff_id,
-        detail=dict(detail or {}),
+_FINISH: Update = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.id == bindparam("item_id"))
+    .values(
+        status=bindparam("status"),
+        sent_at=bindparam("sent_at"),
+        provider_message_id=bindparam("provider_id"),
+        error=bindparam("error"),
+        updated_at=bindparam("now"),
     )
-    try:
-        with session.begin_nested():
-            session.add(item)
-    except IntegrityError:
-        winner = session.scalar(select(OutboxItem).where(OutboxItem.idempotency_key == key))
-        if winner is None:
-            raise
-        return winner, False
-    return item, True
+)
+
+_MOVE: Update = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.id == bindparam("item_id"), _OUTBOX.c.status == bindparam("source"))
+    .values(status=bindparam("target"), error=bindparam("error"), updated_at=bindparam("now"))
+)
 
 
-def claim_outbox(session: Session, item_id: int, now: datetime | None = None) -> bool:
-    """Move one message from pending to sending; only one claimant ever wins."""
-    moment = now or utcnow()
-    result = session.execute(
-        update(OutboxItem)
-        .where(OutboxItem.id == item_id, OutboxItem.status == OutboxStatus.PENDING)
-        .values(
-            status=OutboxStatus.SENDING,
-            claimed_at=moment,
-            attempts=OutboxItem.attempts + 1,
-            updated_at=moment,
-        )
-        .execution_options(synchronize_session=False)
+def enqueue_outbox(db: Session | Connection, rows: Sequence[OutboxRow]) -> None:
+    """Record these messages, leaving alone any whose key another run stored first."""
+    if not rows:
+        return
+    dialect = (db.get_bind() if isinstance(db, Session) else db).dialect.name
+    db.execute(_INSERT_NEW[dialect], list(rows))
+
+
+def claim_outbox(
+    db: Session | Connection,
+    item_id: int,
+    *,
+    now: datetime,
+    recipient: str,
+    message_id: str | None,
+) -> bool:
+    """pending -> sending, for this recipient and Message-ID; only one claimant ever wins."""
+    result = db.execute(
+        _CLAIM,
+        {"item_id": item_id, "now": now, "recipient": recipient, "message_id": message_id},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def finish_outbox(
-    session: Session,
+    db: Session | Connection,
     item_id: int,
     status: OutboxStatus,
     *,
+    now: datetime,
     provider_message_id: str | None = None,
     error: str | None = None,
-    now: datetime | None = None,
 ) -> None:
     """Record how a claimed send ended: sent, failed, unknown, or back to pending."""
-    moment = now or utcnow()
-    values: dict[str, Any] = {"status": status, "error": error, "updated_at": moment}
-    if status is OutboxStatus.SENT:
-        values["sent_at"] = moment
-    if provider_message_id is not None:
-        values["provider_message_id"] = provider_message_id
-    session.execute(
-        update(OutboxItem)
-        .where(OutboxItem.id == item_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    db.execute(
+        _FINISH,
+        {
+            "item_id": item_id,
+            "status": status,
+            "sent_at": now if status is OutboxStatus.SENT else None,
+            "provider_id": provider_message_id,
+            "error": error,
+            "now": now,
+        },
     )
+
+
+def move_outbox(
+    db: Session | Connection,
+    item_id: int,
+    source: OutboxStatus,
+    target: OutboxStatus,
+    *,
+    now: datetime,
+    error: str | None,
+) -> bool:
+    """Move a row from `source` to `target` with why; False when it was no longer in `source`."""
+    result = db.execute(
+        _MOVE,
+        {"item_id": item_id, "source": source, "target": target, "error": error, "now": now},
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from office.ledgers import apply_changes, open_work_item, record_change
 from office.models import Appointment, AppointmentStatus, LinkUse
+from office.reminders.notices import enqueue_notices
+from office.reminders.visits import ACTIVE
 from office.signing import LinkError
 
 __all__ = [
@@ -56,7 +58,6 @@ _NAMES: dict[int, Purpose] = {1: "confirm", 2: "cancel", 3: "reschedule"}
 _BODY = struct.Struct(">BII")
 _MAC_BYTES = 8
 _TOKEN_BYTES = _BODY.size + _MAC_BYTES
-_ACTIVE = (AppointmentStatus.BOOKED, AppointmentStatus.CONFIRMED)
 
 INVALID = "this link is not valid"
 EXPIRED = "this link has expired"
@@ -177,7 +178,7 @@ def _problem(appointment: Appointment, claim: LinkClaim) -> str | None:
         return CHANGED
     if appointment.status is AppointmentStatus.CANCELLED:
         return CANCELLED
-    if appointment.status not in _ACTIVE:
+    if appointment.status not in ACTIVE:
         return CHANGED
     return None
 
@@ -263,8 +264,6 @@ def answer_link(
             source=actor_source,
         )
         session.flush()
-        from office.reminders.service import enqueue_notices
-
         # Withdraws the reminders still pending and queues the cancellation
         # notice, which the next reminder run sends.
         withdrawn = enqueue_notices(session, appointment.id, now=now).total("withdrawn")
@@ -282,7 +281,7 @@ def answer_link(
         open_work_item(
             session,
             kind="reschedule_request",
-            entity="appointments",
+            entity="appointment",
             entity_id=appointment.id,
             summary=f"Patient asked to reschedule appointment {appointment.id}; call them back",
             role="front_desk",

@@ -24,6 +24,7 @@ from office.models import AppointmentStatus, Channel, CheckStatus
 
 __all__ = [
     "DEFAULT_OFFSETS",
+    "DEFAULT_POLICY",
     "MESSAGE_CHANNELS",
     "Contact",
     "Facts",
@@ -224,6 +225,10 @@ class Policy:
     default_offsets: tuple[Offset, ...] = DEFAULT_OFFSETS
     # TCPA healthcare exemption: at most one text a day per appointment.
     one_text_a_day: bool = True
+
+
+DEFAULT_POLICY = Policy()
+"""The rules a run keeps unless it is given others."""
 
 
 @dataclass(frozen=True, slots=True)

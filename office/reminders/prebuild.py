@@ -26,19 +26,16 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from office.clock import chunks
 from office.contracts.mail import Wire, to_wire
+from office.reminders.compose import Draft, compose_email
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
-
-    from office.reminders.service import Visit
     from office.settings import Settings
 
-__all__ = ["AHEAD_MIN", "EmailJob", "Prebuilt", "build_email_jobs", "shutdown"]
+__all__ = ["AHEAD_MIN", "Prebuilt", "build_emails", "shutdown"]
 
 AHEAD_MIN = 100
 """Emails a batch must hold before building ahead pays for starting the worker (~1 s)."""
@@ -49,37 +46,9 @@ _lock = threading.Lock()
 _executor: ProcessPoolExecutor | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class EmailJob:
-    """One outbox row's email, with everything `compose_email` reads."""
-
-    item_id: int
-    key: str
-    kind: str
-    detail: dict[str, Any]
-    created_at: datetime
-    recipient: str
-    visit: Visit
-
-    def compose(self, settings: Settings, secret: str) -> EmailMessage:
-        """The row's email, the same bytes wherever and whenever it is built."""
-        from office.reminders.service import compose_email
-
-        return compose_email(
-            key=self.key,
-            kind=self.kind,
-            detail=self.detail,
-            created_at=self.created_at,
-            recipient=self.recipient,
-            visit=self.visit,
-            settings=settings,
-            secret=secret,
-        )
-
-
-def build_email_jobs(jobs: Sequence[EmailJob], settings: Settings, secret: str) -> list[Wire]:
-    """Compose and flatten each job's email; the worker's whole task, in job order."""
-    return [to_wire(job.compose(settings, secret)) for job in jobs]
+def build_emails(drafts: Sequence[Draft], settings: Settings, secret: str) -> list[Wire]:
+    """Compose and flatten each draft's email; the worker's whole task, in order."""
+    return [to_wire(compose_email(draft, settings, secret)) for draft in drafts]
 
 
 class Prebuilt:
@@ -89,18 +58,17 @@ class Prebuilt:
         self._slots = slots
 
     @classmethod
-    def start(cls, jobs: Sequence[EmailJob], settings: Settings, secret: str) -> Prebuilt:
-        """Queue the jobs on the worker, or nothing when the batch is too small to gain."""
-        if len(jobs) < AHEAD_MIN:
+    def start(cls, drafts: Sequence[Draft], settings: Settings, secret: str) -> Prebuilt:
+        """Queue the drafts on the worker, or nothing when the batch is too small to gain."""
+        if len(drafts) < AHEAD_MIN:
             return cls({})
         slots: dict[int, tuple[str, Future[list[Wire]], int]] = {}
         try:
             executor = _worker()
-            for start in range(0, len(jobs), _CHUNK):
-                chunk = list(jobs[start : start + _CHUNK])
-                future = executor.submit(build_email_jobs, chunk, settings, secret)
-                for index, job in enumerate(chunk):
-                    slots[job.item_id] = (job.recipient, future, index)
+            for chunk in chunks(drafts, _CHUNK):
+                future = executor.submit(build_emails, chunk, settings, secret)
+                for index, draft in enumerate(chunk):
+                    slots[draft.item_id] = (draft.recipient, future, index)
         except (BrokenProcessPool, RuntimeError, OSError):
             # No worker to be had: every message is built in line, as for a small batch.
             for _, future, _ in slots.values():

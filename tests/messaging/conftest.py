@@ -21,6 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from office.models import AppointmentStatus, Channel
+from office.reminders import Contact, Draft, Facts, Visit
+
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -284,5 +287,68 @@ def reminder_context() -> Callable[..., dict[str, object]]:
         }
         context.update(overrides)
         return context
+
+    return build
+
+
+@pytest.fixture
+def draft() -> Callable[..., Draft]:
+    """One outbox row's message as the send loop composes it, with the same worst-case values."""
+
+    def build(kind: str = "reminder", language: str = "en", **visit: Any) -> Draft:
+        zone = ZoneInfo("America/New_York")
+        # A Wednesday, 10:30 in New York: the longest English weekday.
+        start = dt.datetime(2025, 3, 12, 10, 30, tzinfo=zone).astimezone(dt.UTC)
+        contact = Contact(
+            email="maria@example.test",
+            phone="+15555550123",
+            consented=frozenset({Channel.EMAIL, Channel.SMS}),
+        )
+        facts = Facts(
+            appointment_id=7,
+            start=start,
+            status=AppointmentStatus.BOOKED,
+            scheduled_at=start - dt.timedelta(days=20),
+            zone=zone,
+            offsets=(),
+            stop_on_confirm=True,
+            contact=contact,
+        )
+        fields: dict[str, Any] = {
+            "appointment_id": 7,
+            "version": 2,
+            "start": start,
+            "end": start + dt.timedelta(minutes=30),
+            "status": AppointmentStatus.BOOKED,
+            "patient_id": 3,
+            "first_name": "María",
+            "language": language,
+            "practice_id": 1,
+            "practice_name": "Riverside Family Medicine and Pediatrics",
+            "mail_domain": "rfmp.example",
+            "location_name": "Riverside Main Street Clinic",
+            "location_address": "1200 Main Street, Suite 300, Springfield, IL 62701",
+            "location_phone": "(555) 555-0123",
+            "location_zone": "America/New_York",
+            "type_id": 2,
+            "type_name": "Follow-up visit",
+            "sensitive": False,
+            "send_confirmation": True,
+            "send_change_notices": True,
+            "bring_card": True,
+            "previous_start": None,
+            "facts": facts,
+        }
+        fields.update(visit)
+        old_start = int((start - dt.timedelta(days=4)).timestamp())
+        return Draft(
+            item_id=1,
+            key=f"appt:7:v2:{kind}:24h:email",
+            kind=kind,
+            detail={"offset": "24h", "version": 2, "language": language, "old_start": old_start},
+            created_at=start - dt.timedelta(days=1),
+            recipient="maria@example.test",
+            visit=Visit(**fields),
+        )
 
     return build

@@ -1,4 +1,8 @@
-"""Every reminder template renders in every language, strictly, and within its channel's rules."""
+"""Every reminder template renders in every language, strictly, and within its channel's rules.
+
+Templates are rendered alone here, and as the send loop composes them (`compose_email`,
+`compose_sms`) at the end.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pytest
 from jinja2 import meta
 
 from office.messages import sms_fits
+from office.reminders import Draft, compose_email, compose_sms
 from office.render import (
     LANGUAGES,
     TEMPLATES_DIR,
@@ -20,11 +25,12 @@ from office.render import (
     date_long,
     date_short,
     render,
-    render_reminder,
     time_local,
 )
+from office.settings import Settings
 
 Context = Callable[..., dict[str, object]]
+Compose = Callable[..., Draft]
 
 KINDS = ("confirmation", "reminder", "cancellation", "reschedule")
 PARTS = ("subject.txt", "txt", "html", "sms.txt")
@@ -184,30 +190,48 @@ def test_environment_override_reads_another_directory(tmp_path: Path) -> None:
         env.get_template("hello.txt.j2").render(when=when)
 
 
+@pytest.fixture
+def link_settings(tmp_path: Path) -> Settings:
+    # Links of 41 characters, as in `reminder_context`: the longest a text has room for.
+    return Settings(home=tmp_path, public_url="https://rfmp.ex", mail_from="rem@rfmp.example")
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_render_reminder_returns_four_parts(
-    kind: str, language: str, reminder_context: Context
+def test_a_composed_reminder_has_its_four_parts(
+    kind: str, language: str, draft: Compose, link_settings: Settings
 ) -> None:
-    rendered = render_reminder(kind, **reminder_context(language))  # type: ignore[arg-type]
-    assert "\n" not in rendered.subject
-    assert rendered.subject.startswith("Riverside Family Medicine and Pediatrics:")
-    assert rendered.text.endswith("\n")
-    assert rendered.html.lstrip().startswith("<!DOCTYPE html>")
-    assert rendered.sms_fits
+    row = draft(kind, language)
+    message = compose_email(row, link_settings, "test-link-secret")
+    text = compose_sms(row, link_settings, "test-link-secret")
+
+    subject = str(message["Subject"])
+    assert "\n" not in subject
+    assert subject.startswith("Riverside Family Medicine and Pediatrics:")
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().endswith("\n")  # type: ignore[attr-defined]
+    assert html.get_content().lstrip().startswith("<!DOCTYPE html>")  # type: ignore[attr-defined]
+    assert sms_fits(text)
+    assert "María" not in text
 
 
-def test_render_reminder_flags_an_sms_that_outgrew_one_segment(reminder_context: Context) -> None:
-    long_link = "https://rfmp.example/r/" + "x" * 80
-    rendered = render_reminder("reminder", **reminder_context("en", confirm_url=long_link))
-    assert not rendered.sms_fits
+def test_a_composed_text_that_outgrew_one_segment_does_not_fit(
+    draft: Compose, tmp_path: Path
+) -> None:
+    long_host = Settings(home=tmp_path, public_url="https://" + "x" * 80 + ".example")
+    assert not sms_fits(compose_sms(draft(), long_host, "test-link-secret"))
 
 
-def test_render_reminder_refuses_unknown_language_and_kind(reminder_context: Context) -> None:
+def test_composing_refuses_an_unknown_language_or_kind(
+    draft: Compose, link_settings: Settings
+) -> None:
     with pytest.raises(ValueError, match="language"):
-        render_reminder("reminder", **reminder_context("fr"))
+        compose_email(draft("reminder", "fr"), link_settings, "test-link-secret")
     with pytest.raises(ValueError, match="kind"):
-        render_reminder("followup", **reminder_context("en"))  # type: ignore[arg-type]
+        compose_sms(draft("followup", "en"), link_settings, "test-link-secret")
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ session-wide Prefect harness come from tests/conftest.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.logging import disable_run_logger
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.smtp_sink import Sink, start_sink
-from integrations.transports import channels_from_settings
+from flows.reminders import find_due, record_due, run_steps, send_messages, settle_interrupted
+from flows.runtime import use_office
 from office.db import transaction
 from office.models import (
     Appointment,
@@ -37,8 +39,9 @@ from office.models import (
     Provider,
     WorkItem,
 )
-from office.reminders.service import Channels, ChannelsFactory
+from office.reminders import RETRY_DELAYS, Tally
 from office.settings import Settings
+from testkit.smtp_sink import Sink, start_sink
 
 # Tuesday 1 December 2026, 10:00 in Chicago: inside the send window.
 NOW = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
@@ -179,8 +182,38 @@ class Clinic:
         with self.factory() as session:
             return list(session.scalars(select(WorkItem).order_by(WorkItem.id)))
 
-    def channels(self) -> ChannelsFactory:
-        return channels_from_settings(self.settings)
+    def run(
+        self,
+        now: datetime,
+        settings: Settings | None = None,
+        *,
+        retry_delays: tuple[float, ...] = RETRY_DELAYS,
+    ) -> Tally:
+        """One send-reminders run through the flow's own tasks, without the engine."""
+        return run_reminder_steps(
+            settings or self.settings, self.factory, now, retry_delays=retry_delays
+        )
+
+
+def run_reminder_steps(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    now: datetime,
+    *,
+    retry_delays: tuple[float, ...] = RETRY_DELAYS,
+) -> Tally:
+    """The send-reminders flow's steps (`run_steps`), each its task's `.fn`.
+
+    The flow runs the same steps in the same order through the engine; here the
+    engine's retries and states are left out, and `retry_delays` may be shortened.
+    """
+
+    async def send(outbox_ids: list[int], moment: datetime) -> dict[str, int]:
+        return await send_messages.fn(outbox_ids, moment, retry_delays)
+
+    use_office(settings, factory.kw["bind"])
+    with disable_run_logger():
+        return asyncio.run(run_steps(now, settle_interrupted.fn, record_due.fn, find_due.fn, send))
 
 
 def build_clinic(factory: sessionmaker[Session], settings: Settings) -> Clinic:
@@ -265,7 +298,7 @@ def text_of(message: EmailMessage) -> str:
 
 @pytest.fixture
 def sink_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start `bench/smtp_sink.py` with the given faults; stopped after the test."""
+    """Start `testkit/smtp_sink.py` with the given faults; stopped after the test."""
     started: list[Sink] = []
 
     def start(*options: str) -> Sink:
@@ -280,13 +313,3 @@ def sink_factory(tmp_path: Path) -> Iterator[Any]:
 
 def smtp_settings(settings: Settings, port: int) -> Settings:
     return settings.model_copy(update={"mailer": "smtp", "smtp_port": port})
-
-
-def fixed_channels(channels: Channels) -> ChannelsFactory:
-    from contextlib import asynccontextmanager
-
-    @asynccontextmanager
-    async def opener() -> Any:
-        yield channels
-
-    return opener

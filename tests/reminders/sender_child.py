@@ -2,35 +2,25 @@
 
     python -m tests.reminders.sender_child NOW_ISO
 
-Settings come from OFFICE_* variables, as in production.
+The pass is the send-reminders flow's steps through its tasks' own functions, as
+in the other fault tests. Settings come from OFFICE_* variables, as in production.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from datetime import datetime
 
-from integrations.transports import channels_from_settings
-from office.db import make_engine, make_sessionmaker
-from office.reminders.service import run_once
-from office.settings import load_settings
+from flows.runtime import office
+from tests.reminders.conftest import run_reminder_steps
 
 
 def main(now_iso: str) -> int:
-    settings = load_settings()
-    engine = make_engine(settings.db_url)
+    current = office()
     try:
-        asyncio.run(
-            run_once(
-                make_sessionmaker(engine),
-                settings,
-                now=datetime.fromisoformat(now_iso),
-                channels=channels_from_settings(settings),
-            )
-        )
+        run_reminder_steps(current.settings, current.factory, datetime.fromisoformat(now_iso))
     finally:
-        engine.dispose()
+        current.engine.dispose()
     return 0
 
 

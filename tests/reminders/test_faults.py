@@ -1,6 +1,9 @@
 """Faults, asserted at a real SMTP server in another process: drops, 4xx, 5xx, ambiguity, SIGKILL.
 
-The guarantee under test (see office/reminders/service.py): every due message is
+Every run here is the send-reminders flow's steps through its tasks' own functions
+(`run_reminder_steps`); the killed process runs the same (tests/reminders/sender_child.py).
+
+The guarantee under test (see office/reminders/recovery.py): every due message is
 delivered exactly once, except that a process killed mid-send leaves at most one
 message per batch in doubt. Over SMTP that one is marked "unknown" with a work
 item and never resent (delivered at most once); over the file outbox, which is
@@ -9,7 +12,6 @@ idempotent on the Message-ID, it is sent again and so delivered exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import signal
@@ -22,13 +24,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from prefect.logging import disable_run_logger
 from sqlalchemy import select
 
-from bench.smtp_sink import Sink
-from integrations.transports import channels_from_settings
 from office.models import AuditEntry, OutboxStatus, Patient
-from office.reminders.service import DEFAULT_LEASE, Tally, run_once
+from office.reminders import DEFAULT_LEASE, DeliveryDeferred, Tally
 from office.settings import Settings
+from testkit.smtp_sink import Sink
 from tests.reminders.conftest import NOW, Clinic, delivered_files, sent_mail, smtp_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,16 +39,7 @@ NO_WAIT = (0.01, 0.02)
 
 
 def run(clinic: Clinic, settings: Settings, now: datetime = NOW) -> Tally:
-    return asyncio.run(
-        run_once(
-            clinic.factory,
-            settings,
-            now=now,
-            channels=channels_from_settings(settings),
-            retry_delays=NO_WAIT,
-            batch_size=250,
-        )
-    )
+    return clinic.run(now, settings, retry_delays=NO_WAIT)
 
 
 def sent_ids(clinic: Clinic) -> list[str]:
@@ -89,8 +82,6 @@ def test_server_refusing_everything_leaves_messages_pending_for_the_next_run(
     clinic.many(5, start=NOW + timedelta(hours=23), kind="mail")
     sink = sink_factory("--defer-mail", "1000")
     settings = smtp_settings(clinic.settings, sink.port)
-
-    from office.reminders.service import DeliveryDeferred
 
     try:
         run(clinic, settings)
@@ -141,8 +132,8 @@ def test_rejected_address_is_marked_undeliverable_with_a_work_item(
             )
         ).one()
     assert (audit.entity_id, audit.after, audit.actor) == (bounced, "True", "flow:reminders")
-    items = [(i.kind, i.entity_id) for i in clinic.work_items()]
-    assert ("email_rejected", bounced) in items
+    items = [(i.kind, i.entity, i.entity_id) for i in clinic.work_items()]
+    assert ("email_rejected", "patient", bounced) in items
 
 
 def test_ambiguous_send_is_marked_unknown_and_never_resent(
@@ -162,8 +153,8 @@ def test_ambiguous_send_is_marked_unknown_and_never_resent(
     assert first.total("unknown") == 1
     assert first.total("sent") == 2  # the others still went, over a new connection
     assert second.total("sent") == second.total("unknown") == 0
-    assert ("reminder_delivery_unknown", unknown[0].id) in [
-        (i.kind, i.entity_id) for i in clinic.work_items()
+    assert ("reminder_delivery_unknown", "outbox_item", unknown[0].id) in [
+        (i.kind, i.entity, i.entity_id) for i in clinic.work_items()
     ]
 
 
@@ -277,10 +268,13 @@ def test_two_runs_at_once_send_nothing_twice(
             errors.append(exc)
 
     threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # Held around both runs: each run's own (nested) hold must not re-enable the
+    # run loggers while the other is still sending.
+    with disable_run_logger():
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     assert errors == []
     counts = sink.counts()
@@ -310,14 +304,18 @@ def _leave_one_in_flight(clinic: Clinic) -> int:
     """Record a due reminder and claim it, as a run killed mid-send leaves it."""
     from office.db import transaction
     from office.ledgers import claim_outbox
-    from office.reminders.service import enqueue_due
+    from office.messages import message_id_for
+    from office.reminders import enqueue_due
 
     clinic.add_type("mail", reminder_offsets=EMAIL_24H)
     clinic.many(1, start=NOW + timedelta(hours=23), kind="mail")
     enqueue_due(clinic.factory, now=NOW)
     (row,) = clinic.outbox()
     with transaction(clinic.factory) as session:
-        assert claim_outbox(session, row.id, NOW)
+        message_id = message_id_for(row.idempotency_key, "lakeside.test")
+        assert claim_outbox(
+            session, row.id, now=NOW, recipient=row.recipient, message_id=message_id
+        )
     return row.id
 
 

@@ -18,7 +18,7 @@ from flows.reminders import send_appointment_notices, send_reminders
 from flows.runtime import use_office
 from office.contracts.mail import MailAmbiguousError, MailRetryableError
 from office.models import OutboxStatus
-from office.reminders.service import DeliveryDeferred
+from office.reminders import DeliveryDeferred
 from office.settings import Settings
 from tests.reminders.conftest import NOW, Clinic, delivered_files, parse_eml, sent_mail
 

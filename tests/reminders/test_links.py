@@ -24,8 +24,8 @@ from office.models import (
     OutboxItem,
     OutboxStatus,
 )
+from office.reminders import enqueue_due
 from office.reminders.links import LinkError, link_urls, make_token, read_token
-from office.reminders.service import enqueue_due, run_once
 from office.settings import Settings
 from tests.reminders.conftest import NOW, Clinic, sent_mail, text_of
 
@@ -168,14 +168,7 @@ def test_post_cancel_withdraws_pending_reminders_and_queues_the_notice(
     enqueue_due(clinic.factory, now=NOW)  # 24 h email and text pending
 
     answer = web.post(_url(visit, "cancel"))
-    asyncio.run(
-        run_once(
-            clinic.factory,
-            clinic.settings,
-            channels=clinic.channels(),
-            now=NOW + timedelta(minutes=1),
-        )
-    )
+    clinic.run(NOW + timedelta(minutes=1))
 
     assert answer.status_code == 200
     assert "cancelled" in answer.text
@@ -194,7 +187,12 @@ def test_post_reschedule_opens_a_front_desk_work_item(clinic: Clinic, web: Web) 
 
     assert answer.status_code == 200
     (item,) = clinic.work_items()
-    assert (item.kind, item.entity_id, item.role) == ("reschedule_request", visit, "front_desk")
+    assert (item.kind, item.entity, item.entity_id, item.role) == (
+        "reschedule_request",
+        "appointment",
+        visit,
+        "front_desk",
+    )
     with clinic.factory() as session:
         audit = session.scalars(select(AuditEntry)).one()
         assert (audit.field, audit.actor) == ("reschedule_requested", "patient-link")
@@ -228,7 +226,7 @@ def test_forged_expired_and_outdated_links_get_a_friendly_page(
 
 def test_the_confirm_link_in_a_sent_reminder_works(clinic: Clinic, web: Web) -> None:
     visit = _visit(clinic)
-    asyncio.run(run_once(clinic.factory, clinic.settings, channels=clinic.channels(), now=NOW))
+    clinic.run(NOW)
     (message,) = sent_mail(clinic.settings)
     match = re.search(r"Confirm:\s+\S+(/a/[A-Za-z0-9_-]+)", text_of(message))
     assert match is not None
@@ -238,14 +236,7 @@ def test_the_confirm_link_in_a_sent_reminder_works(clinic: Clinic, web: Web) -> 
     assert answer.status_code == 200
     assert _state(clinic, visit)[0] is AppointmentStatus.CONFIRMED
     # Confirmed and stop-on-confirm: nothing else is queued for this visit.
-    asyncio.run(
-        run_once(
-            clinic.factory,
-            clinic.settings,
-            channels=clinic.channels(),
-            now=START - timedelta(hours=2),
-        )
-    )
+    clinic.run(START - timedelta(hours=2))
     with clinic.factory() as session:
         sent = session.scalar(
             select(func.count())

@@ -8,7 +8,6 @@ everything itself, sending every message once.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -19,9 +18,8 @@ from datetime import timedelta
 import pytest
 
 from office.contracts.mail import to_wire
-from office.reminders import prebuild
-from office.reminders.prebuild import AHEAD_MIN, EmailJob, Prebuilt
-from office.reminders.service import load_visits, run_once
+from office.reminders import Draft, compose_email, load_visits, prebuild
+from office.reminders.prebuild import AHEAD_MIN, Prebuilt
 from tests.reminders.conftest import NOW, Clinic, delivered_files
 
 EMAIL_24H = [{"hours": 24, "channels": ["email"]}]
@@ -32,13 +30,13 @@ def fresh_worker() -> None:
     prebuild.shutdown()
 
 
-def jobs_for(clinic: Clinic, count: int) -> list[EmailJob]:
+def jobs_for(clinic: Clinic, count: int) -> list[Draft]:
     clinic.add_type("mail", reminder_offsets=EMAIL_24H)
     ids = clinic.many(count, start=NOW + timedelta(hours=23), kind="mail")
     with clinic.factory() as session:
         visits = load_visits(session, ids)
     return [
-        EmailJob(
+        Draft(
             item_id=index,
             key=f"appt-{appointment_id}:reminder",
             kind="reminder",
@@ -51,8 +49,9 @@ def jobs_for(clinic: Clinic, count: int) -> list[EmailJob]:
     ]
 
 
-def inline(clinic: Clinic, job: EmailJob) -> bytes:
-    return to_wire(job.compose(clinic.settings, clinic.settings.require_secret_key())).data
+def inline(clinic: Clinic, job: Draft) -> bytes:
+    secret = clinic.settings.require_secret_key()
+    return to_wire(compose_email(job, clinic.settings, secret)).data
 
 
 def worker_pids() -> set[int]:
@@ -61,7 +60,7 @@ def worker_pids() -> set[int]:
     return set(executor._processes or {})
 
 
-def started(jobs: list[EmailJob], clinic: Clinic, *, wait: bool = True) -> Prebuilt:
+def started(jobs: list[Draft], clinic: Clinic, *, wait: bool = True) -> Prebuilt:
     ahead = Prebuilt.start(jobs, clinic.settings, clinic.settings.require_secret_key())
     deadline = time.monotonic() + 60
     while wait and not ahead.done() and time.monotonic() < deadline:
@@ -119,9 +118,7 @@ def test_a_killed_worker_leaves_the_loop_building_and_sending_everything(clinic:
     assert ahead.take(jobs[-1].item_id, jobs[-1].recipient) is None
     assert prebuild._executor is None  # discarded; the next large batch starts a fresh one
 
-    tally = asyncio.run(
-        run_once(clinic.factory, clinic.settings, now=NOW, channels=clinic.channels())
-    )
+    tally = clinic.run(NOW)
 
     assert tally.flat()["sent_email"] == AHEAD_MIN
     assert len(delivered_files(clinic.settings.outbox_dir, ".eml")) == AHEAD_MIN

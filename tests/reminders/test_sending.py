@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
 from zoneinfo import ZoneInfo
 
 import pytest
 from icalendar import Calendar
 from sqlalchemy import select
 
+from integrations.sms import FileSms
+from office.contracts.mail import MailPermanentError, Wire
 from office.db import transaction
 from office.ledgers import apply_changes
 from office.messages import message_id_for
@@ -24,13 +30,17 @@ from office.models import (
     OutboxStatus,
     Payer,
 )
-from office.reminders.service import (
+from office.reminders import (
+    Batch,
+    Channels,
     Tally,
+    Transports,
+    due_outbox_ids,
     enqueue_due,
     enqueue_notices,
     mask_address,
     preview,
-    run_once,
+    send_batch,
 )
 from tests.reminders.conftest import (
     NOW,
@@ -45,9 +55,7 @@ CHICAGO = ZoneInfo("America/Chicago")
 
 
 def run(clinic: Clinic, now: datetime) -> Tally:
-    return asyncio.run(
-        run_once(clinic.factory, clinic.settings, now=now, channels=clinic.channels())
-    )
+    return clinic.run(now)
 
 
 def statuses(clinic: Clinic) -> dict[str, tuple[OutboxStatus, str | None]]:
@@ -132,7 +140,7 @@ def test_no_consent_sends_nothing_and_opens_a_work_item(clinic: Clinic) -> None:
     assert recipients(clinic.settings) == {"email": [], "sms": []}
     assert {error for _, error in statuses(clinic).values()} >= {"no consent"}
     items = [item for item in clinic.work_items() if item.kind == "reminder_no_channel"]
-    assert [(item.entity, item.entity_id) for item in items] == [("appointments", visit)]
+    assert [(item.entity, item.entity_id) for item in items] == [("appointment", visit)]
     assert "ava" not in items[0].summary.lower()
 
 
@@ -290,7 +298,7 @@ def test_sensitive_visit_never_names_its_type(clinic: Clinic) -> None:
 
 def _check(clinic: Clinic, appointment_id: int, patient_id: int, status: CheckStatus) -> None:
     with transaction(clinic.factory) as session:
-        payer = Payer(name="Test Plan", payer_id=f"TP{appointment_id}")
+        payer = Payer(name="Test Plan", payer_code=f"TP{appointment_id}")
         session.add(payer)
         session.flush()
         coverage = Coverage(patient_id=patient_id, payer_id=payer.id, member_id="M1")
@@ -420,3 +428,66 @@ def test_preview_masks_and_writes_nothing(clinic: Clinic) -> None:
 )
 def test_mask_address(address: str | None, masked: str) -> None:
     assert mask_address(address) == masked
+
+
+class RefusingMailer:
+    """A mail server that refuses every message for good (5xx after MAIL FROM)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def send(self, message: object) -> str:
+        assert isinstance(message, Wire)
+        raise MailPermanentError("SMTP 554 at MAIL", smtp_code=554)
+
+
+def test_a_message_refused_for_good_fails_with_a_work_item(clinic: Clinic) -> None:
+    visit = clinic.appointment(
+        clinic.patient(phone=None, consents=("email",)), start=NOW + timedelta(hours=24)
+    )
+
+    @asynccontextmanager
+    async def refusing() -> AsyncIterator[Channels]:
+        yield Channels(mailer=RefusingMailer(), sms=FileSms(clinic.settings.outbox_dir / "sms"))
+
+    transports = Transports(open=refusing, mail_resend_safe=False, sms_resend_safe=False)
+    enqueue_due(clinic.factory, now=NOW)
+    ids = due_outbox_ids(clinic.factory, now=NOW)
+    batch = Batch(clinic.factory, clinic.settings, transports)
+
+    tally = asyncio.run(send_batch(batch, ids, now=NOW))
+
+    (row,) = [row for row in clinic.outbox() if row.status is OutboxStatus.FAILED]
+    assert tally.total("failed") == 1
+    assert (row.appointment_id, row.attempts) == (visit, 1)
+    assert "SMTP 554" in (row.error or "")
+    assert [(i.kind, i.entity, i.entity_id) for i in clinic.work_items()] == [
+        ("reminder_send_failed", "outbox_item", row.id)
+    ]
+
+
+def test_unreadable_reminder_settings_send_nothing_and_tell_the_office_manager(
+    clinic: Clinic,
+) -> None:
+    broken = clinic.add_type("broken", reminder_offsets=[{"hours": "soon"}])
+    clinic.appointment(clinic.patient(), start=NOW + timedelta(hours=24), kind="broken")
+
+    tally = enqueue_due(clinic.factory, now=NOW)
+
+    assert tally.cells == Tally().cells
+    assert clinic.outbox() == []
+    (item,) = clinic.work_items()
+    assert (item.kind, item.entity, item.entity_id, item.role) == (
+        "reminder_settings_invalid",
+        "appointment_type",
+        broken,
+        "office_manager",
+    )

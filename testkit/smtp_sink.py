@@ -3,7 +3,7 @@
 Run as its own process so the benchmark and the fault tests measure a real
 network hop, not a coroutine sharing the sender's event loop::
 
-    python bench/smtp_sink.py --port-file PORT --log LOG [--drop-every 300]
+    python testkit/smtp_sink.py --port-file PORT --log LOG [--drop-every 300]
 
 Every accepted message appends one line ``<Message-ID>`` to LOG (flushed at
 once), so a test can count deliveries while the sender is still running, and
@@ -174,7 +174,7 @@ class Sink:
         return Counter(self.ids())
 
     def stop(self) -> None:
-        from bench.processes import stop  # here: this file also runs as a script
+        from testkit.processes import stop  # here: this file also runs as a script
 
         stop(self.process, timeout=30)
 

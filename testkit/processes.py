@@ -1,4 +1,4 @@
-"""Stopping the helper servers the benchmarks and tests start in child processes."""
+"""Stopping the helper servers the tests and benchmarks start in child processes."""
 
 from __future__ import annotations
 

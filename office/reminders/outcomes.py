@@ -1,0 +1,151 @@
+"""Writing how each send ended, and what it means for the patient's record.
+
+The send loop's writes are one short transaction per message: a sent message's
+outcome is written in the same transaction as the next message's claim (or on
+its own when the batch ends), so each message costs one commit, not two. The
+invariant holds: at any instant at most one row of the batch is "sending", the
+one on the wire or the one just sent whose outcome rides with the next claim; a
+kill leaves only that one in doubt (see `office.reminders.recovery`). The hot
+path runs the ledger's Core statements on a bare connection; an outcome a person
+must hear of (refused, unknown, bounced, opted out) gets its own transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select
+
+from office.db import transaction
+from office.ledgers import apply_changes
+from office.ledgers.outbox import claim_outbox, finish_outbox, move_outbox
+from office.models import Channel, Consent, OutboxStatus, Patient
+from office.reminders import work
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from office.reminders.judge import Queued, Verdict
+
+__all__ = ["ACTOR", "Outcome", "SendWrites", "record_outcome"]
+
+ACTOR = "flow:reminders"
+"""Who the audit log names for the changes a send's outcome makes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one hand-over to a transport ended."""
+
+    status: OutboxStatus
+    provider_id: str | None = None
+    error: str | None = None
+    rejected_address: bool = False
+    opted_out: bool = False
+
+
+def record_outcome(session: Session, item: Queued, outcome: Outcome, now: datetime) -> None:
+    """Write how one send ended, and whatever it means for the patient's record."""
+    finish_outbox(
+        session,
+        item.id,
+        outcome.status,
+        now=now,
+        provider_message_id=outcome.provider_id,
+        error=outcome.error,
+    )
+    if outcome.status is OutboxStatus.UNKNOWN:
+        work.delivery_unknown(session, item.id)
+    elif outcome.rejected_address and item.patient_id is not None:
+        patient = session.get(Patient, item.patient_id)
+        if patient is not None:
+            apply_changes(
+                session,
+                patient,
+                {"email_undeliverable": True},
+                actor=ACTOR,
+                source=f"outbox:{item.id}",
+            )
+        work.email_rejected(session, item.patient_id, item.id)
+    elif outcome.opted_out and item.patient_id is not None:
+        consent = session.scalar(
+            select(Consent).where(
+                Consent.patient_id == item.patient_id, Consent.channel == Channel.SMS
+            )
+        )
+        if consent is not None and consent.opted_out_at is None:
+            apply_changes(
+                session,
+                consent,
+                {"opted_out_at": now, "opt_out_source": "carrier opt-out"},
+                actor=ACTOR,
+                source=f"outbox:{item.id}",
+            )
+    elif outcome.status is OutboxStatus.FAILED:
+        work.send_refused(session, item.id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    """A sent (or deferred) message's outcome, waiting to ride with the next claim."""
+
+    item_id: int
+    outcome: Outcome
+    now: datetime
+
+    def write(self, connection: Connection) -> None:
+        finish_outbox(
+            connection,
+            self.item_id,
+            self.outcome.status,
+            now=self.now,
+            provider_message_id=self.outcome.provider_id,
+            error=self.outcome.error,
+        )
+
+
+class SendWrites:
+    """The send loop's writes, one short transaction per message (see the module doc)."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._engine: Engine = factory.kw["bind"]
+        self._carry: _Finished | None = None
+
+    def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
+        """pending -> sending, with the previous outcome; only one claimant wins."""
+        with self._engine.begin() as connection:
+            if self._carry is not None:
+                self._carry.write(connection)
+            won = claim_outbox(
+                connection, item_id, now=now, recipient=recipient, message_id=message_id
+            )
+        self._carry = None
+        return won
+
+    def settle(self, item: Queued, outcome: Outcome, now: datetime) -> None:
+        """Record how the send ended: with the next claim, or now when a person must know."""
+        if outcome.status in (OutboxStatus.SENT, OutboxStatus.PENDING):
+            self._carry = _Finished(item.id, outcome, now)
+            return
+        self.flush()
+        with transaction(self._factory) as session:
+            record_outcome(session, item, outcome, now)
+
+    def close(self, item: Queued, verdict: Verdict, now: datetime) -> bool:
+        """pending -> withdrawn or skipped, with the reason; False when another run had it."""
+        self.flush()
+        status = verdict.status or OutboxStatus.SKIPPED
+        with self._engine.begin() as connection:
+            return move_outbox(
+                connection, item.id, OutboxStatus.PENDING, status, now=now, error=verdict.reason
+            )
+
+    def flush(self) -> None:
+        """Write the outcome still waiting for a claim to ride with."""
+        if self._carry is not None:
+            with self._engine.begin() as connection:
+                self._carry.write(connection)
+            self._carry = None

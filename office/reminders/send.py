@@ -1,0 +1,286 @@
+"""The send loop: one batch of queued rows over one connection per transport, each exactly once.
+
+For each row, in order: judge it again at the moment it goes, build its message
+(or take the one the helper process built ahead), claim the row, hand the
+message to the transport, and record the outcome with the next claim (see
+`office.reminders.outcomes` for the writes and `office.reminders.recovery` for
+what a kill leaves behind). Two runs at once cannot both send a row: the claim
+is a conditional UPDATE only one of them wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from office.contracts.mail import (
+    MailAmbiguousError,
+    MailPermanentError,
+    MailRecipientRejected,
+    MailRetryableError,
+    Wire,
+    to_wire,
+)
+from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError
+from office.messages import sms_fits
+from office.models import Channel, OutboxItem, OutboxStatus
+from office.reminders.compose import Draft, compose_email, compose_sms
+from office.reminders.judge import Learned, Queued, Verdict, judge
+from office.reminders.outcomes import Outcome, SendWrites
+from office.reminders.policy import DEFAULT_POLICY, Policy
+from office.reminders.prebuild import AHEAD_MIN, Prebuilt
+from office.reminders.rows import OURS
+from office.reminders.tally import Tally
+from office.reminders.visits import Visit, load_visits
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from office.reminders.channels import Channels, Transports
+    from office.settings import Settings
+
+__all__ = ["RETRY_DELAYS", "Batch", "DeliveryDeferred", "due_outbox_ids", "send_batch"]
+
+RETRY_DELAYS: tuple[float, ...] = (1.0, 4.0)
+"""Seconds between a batch's attempts at one message the transport answered "not now"."""
+
+_OUTCOME_NAMES = {
+    OutboxStatus.SENT: "sent",
+    OutboxStatus.FAILED: "failed",
+    OutboxStatus.UNKNOWN: "unknown",
+    OutboxStatus.PENDING: "deferred",
+}
+
+
+class DeliveryDeferred(Exception):
+    """The transport kept refusing for now (connect failures, 4xx); the rest stays pending."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """What every message of a batch shares: where it reads, how it sends, the rules it keeps.
+
+    Attributes:
+        retry_delays: Waits between attempts at one message the transport answered
+            "not now" (4xx, connect failure); after the last, it stays pending.
+        max_deferred: Messages in a row left pending before the batch gives up.
+    """
+
+    factory: sessionmaker[Session]
+    settings: Settings
+    transports: Transports
+    policy: Policy = DEFAULT_POLICY
+    retry_delays: Sequence[float] = RETRY_DELAYS
+    max_deferred: int = 3
+
+
+def due_outbox_ids(
+    factory: sessionmaker[Session], *, now: datetime, appointment_id: int | None = None
+) -> list[int]:
+    """Pending reminder-kind messages whose time has come, oldest first."""
+    query = select(OutboxItem.id).where(
+        OutboxItem.status == OutboxStatus.PENDING,
+        OURS,
+        OutboxItem.due_at <= now,
+    )
+    if appointment_id is not None:
+        query = query.where(OutboxItem.appointment_id == appointment_id)
+    with factory() as session:
+        return list(session.scalars(query.order_by(OutboxItem.id)))
+
+
+async def send_batch(batch: Batch, outbox_ids: Sequence[int], *, now: datetime) -> Tally:
+    """Send these pending messages over one connection per transport, each exactly once.
+
+    `now` is the batch's start; the clock advances with real elapsed time from there.
+
+    Raises:
+        DeliveryDeferred: `batch.max_deferred` messages in a row could not be handed
+            over (server down, repeated 4xx); they and the rest stay pending.
+    """
+    tally = Tally()
+    batch_now = now
+    secret = batch.settings.require_secret_key()
+    items, visits = _read_queued(batch, outbox_ids)
+    learned = Learned()
+    deferred_in_a_row = 0
+    ahead = Prebuilt.start(
+        _drafts_ahead(items, visits, batch_now, batch.policy), batch.settings, secret
+    )
+    writes = SendWrites(batch.factory)
+    started = time.monotonic()
+    try:
+        async with batch.transports.open() as channels:
+            for item in items:
+                # Each message is judged and stamped at the moment it goes: a long batch
+                # must not keep sending after the window closes, nor claim with a stale
+                # time a later run would take for an expired lease.
+                now = batch_now + timedelta(seconds=time.monotonic() - started)
+                visit = visits.get(item.appointment_id)
+                verdict = judge(item, visit, now, batch.policy, learned)
+                if verdict.action == "defer":
+                    tally.add(item.kind, item.channel, "waiting")
+                    continue
+                payload: Wire | str | None = None
+                if verdict.action == "send" and visit is not None and verdict.recipient:
+                    # Built before the claim, so the row is "sending" only while on the wire.
+                    payload = ahead.take(item.id, verdict.recipient)
+                    if payload is None:
+                        payload, verdict = _compose(item, visit, verdict, batch.settings, secret)
+                if payload is None or verdict.recipient is None:
+                    if writes.close(item, verdict, now):
+                        closed = verdict.status is OutboxStatus.WITHDRAWN
+                        tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
+                    continue
+                message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
+                if not writes.claim(item.id, now, verdict.recipient, message_id):
+                    continue  # another run took it
+                # Until the next claim commits, this row is the one a kill would leave in doubt.
+                outcome = await _deliver(
+                    item, payload, verdict.recipient, channels, batch.retry_delays
+                )
+                writes.settle(item, outcome, now)
+                tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
+                if outcome.rejected_address and visit is not None:
+                    learned.undeliverable.add(visit.patient_id)
+                if outcome.opted_out and visit is not None:
+                    learned.sms_opted_out.add(visit.patient_id)
+                if outcome.status is not OutboxStatus.PENDING:
+                    deferred_in_a_row = 0
+                    continue
+                deferred_in_a_row += 1
+                if deferred_in_a_row >= batch.max_deferred:
+                    raise DeliveryDeferred(
+                        f"{deferred_in_a_row} messages in a row were not accepted; "
+                        "the rest of the batch stays pending"
+                    )
+    finally:
+        ahead.cancel()
+        writes.flush()
+    return tally
+
+
+def _read_queued(batch: Batch, outbox_ids: Sequence[int]) -> tuple[list[Queued], dict[int, Visit]]:
+    """The batch's rows still pending, in order, and their visits."""
+    with batch.factory() as session:
+        items = [
+            Queued(
+                id=row.id,
+                key=row.idempotency_key,
+                kind=row.kind,
+                channel=row.channel,
+                appointment_id=row.appointment_id or 0,
+                patient_id=row.patient_id,
+                recipient=row.recipient,
+                detail=dict(row.detail),
+                created_at=row.created_at,
+            )
+            for row in session.execute(
+                select(
+                    OutboxItem.id,
+                    OutboxItem.idempotency_key,
+                    OutboxItem.kind,
+                    OutboxItem.channel,
+                    OutboxItem.appointment_id,
+                    OutboxItem.patient_id,
+                    OutboxItem.recipient,
+                    OutboxItem.detail,
+                    OutboxItem.created_at,
+                )
+                .where(
+                    OutboxItem.id.in_(outbox_ids),
+                    OutboxItem.status == OutboxStatus.PENDING,
+                    OURS,
+                )
+                .order_by(OutboxItem.id)
+            )
+        ]
+        visits = load_visits(session, {item.appointment_id for item in items}, batch.policy)
+    return items, visits
+
+
+def _draft(item: Queued, visit: Visit, recipient: str) -> Draft:
+    return Draft(
+        item_id=item.id,
+        key=item.key,
+        kind=item.kind,
+        detail=item.detail,
+        created_at=item.created_at,
+        recipient=recipient,
+        visit=visit,
+    )
+
+
+def _drafts_ahead(
+    items: Sequence[Queued], visits: dict[int, Visit], now: datetime, policy: Policy
+) -> list[Draft]:
+    """The emails this batch will most likely send, judged at its start, to build ahead."""
+    if sum(item.channel is Channel.EMAIL for item in items) < AHEAD_MIN:
+        return []
+    learned = Learned()
+    drafts: list[Draft] = []
+    for item in items:
+        visit = visits.get(item.appointment_id)
+        if item.channel is not Channel.EMAIL or visit is None:
+            continue
+        verdict = judge(item, visit, now, policy, learned)
+        if verdict.action == "send" and verdict.recipient:
+            drafts.append(_draft(item, visit, verdict.recipient))
+    return drafts
+
+
+def _compose(
+    item: Queued, visit: Visit, verdict: Verdict, settings: Settings, secret: str
+) -> tuple[Wire | str | None, Verdict]:
+    draft = _draft(item, visit, verdict.recipient or "")
+    if item.channel is Channel.EMAIL:
+        return to_wire(compose_email(draft, settings, secret)), verdict
+    body = compose_sms(draft, settings, secret)
+    if not sms_fits(body):
+        return None, Verdict("close", OutboxStatus.SKIPPED, "text longer than 160 characters")
+    return body, verdict
+
+
+def _describe(exc: BaseException) -> str:
+    # Adapter messages carry codes only, never addresses or content (their contract).
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+async def _deliver(
+    item: Queued,
+    payload: Wire | str,
+    recipient: str,
+    channels: Channels,
+    retry_delays: Sequence[float],
+) -> Outcome:
+    """Hand one message to its transport, retrying "not now" answers; never raises for it."""
+    last: BaseException | None = None
+    for delay in (0.0, *retry_delays):
+        if delay:
+            await asyncio.sleep(delay)
+        try:
+            if isinstance(payload, Wire):
+                provider_id = await channels.mailer.send(payload)
+            else:
+                provider_id = await channels.sms.send(
+                    to=recipient, body=payload, idempotency_key=item.key
+                )
+        except (MailRetryableError, SmsRetryableError) as exc:
+            last = exc
+            continue
+        except MailRecipientRejected as exc:
+            return Outcome(OutboxStatus.FAILED, error=_describe(exc), rejected_address=True)
+        except (MailAmbiguousError, SmsAmbiguousError) as exc:
+            return Outcome(OutboxStatus.UNKNOWN, error=_describe(exc))
+        except MailPermanentError as exc:
+            return Outcome(OutboxStatus.FAILED, error=_describe(exc))
+        except SmsRejected as exc:
+            return Outcome(OutboxStatus.FAILED, error=_describe(exc), opted_out=exc.opted_out)
+        return Outcome(OutboxStatus.SENT, provider_id=provider_id)
+    return Outcome(OutboxStatus.PENDING, error="deferred: " + _describe(last) if last else None)
