@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.db import make_engine, make_sessionmaker, transaction
+from office.home import make_private_dir
 from office.ledgers import store_inbound
 from office.migrate import upgrade
 from office.models import (
@@ -112,7 +113,7 @@ def run_demo(
 
 
 def _prepare_environment(settings: Settings) -> None:
-    settings.home.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.home)
     ensure_secrets(settings)
     # Keep the demo's Prefect state beside its database unless a server is configured.
     if not os.environ.get("PREFECT_API_URL"):

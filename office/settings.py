@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from office.home import make_private_dir, write_private
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 
@@ -139,11 +141,10 @@ def ensure_secrets(settings: Settings) -> None:
         if name not in stored:
             stored[name] = secrets.token_urlsafe(32)
             changed = True
+    make_private_dir(settings.home)
     if changed:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        path = settings.home / "secrets.env"
-        path.write_text("".join(f"{k}={v}\n" for k, v in sorted(stored.items())))
-        path.chmod(0o600)
+        text = "".join(f"{k}={v}\n" for k, v in sorted(stored.items()))
+        write_private(settings.home / "secrets.env", text.encode())
     if settings.secret_key is None:
         settings.secret_key = SecretStr(stored["OFFICE_SECRET_KEY"])
     if settings.webhook_secret is None:

@@ -127,3 +127,22 @@ def test_demo_clock_waits_for_the_send_window_at_every_clinic(real: str, expecte
     from datetime import datetime
 
     assert demo_clock(datetime.fromisoformat(real)) == datetime.fromisoformat(expected)
+
+
+def test_the_demo_home_holds_nothing_other_users_can_read(tmp_path: Path) -> None:
+    """Under the most permissive umask, every folder the demo makes is 0700, every file 0600."""
+    import stat
+
+    home = tmp_path / "practice" / "home"
+    previous = os.umask(0)
+    try:
+        done = run_demo(home, "--seed-only")
+    finally:
+        os.umask(previous)
+    assert done.returncode == 0, done.stderr[-2000:]
+    made = [tmp_path / "practice", *sorted(home.parent.rglob("*"))]
+    modes = {
+        path.relative_to(tmp_path).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in made
+    }
+    assert {"practice/home/office.db", "practice/home/secrets.env"} <= set(modes)
+    assert modes == {name: 0o700 if (tmp_path / name).is_dir() else 0o600 for name in modes}
