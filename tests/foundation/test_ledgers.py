@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from office.db import transaction
 from office.ledgers import (
@@ -13,41 +16,73 @@ from office.ledgers import (
     finish_outbox,
     open_work_item,
 )
+from office.ledgers.outbox import OutboxRow, move_outbox
+from office.ledgers.work import WorkNeeded, open_work_items
 from office.models import Channel, OutboxItem, OutboxStatus, WorkItem, WorkStatus
+
+DISMISSED = WorkStatus.DISMISSED
+
+
+def _row(key: str, recipient: str, now: datetime) -> OutboxRow:
+    return {
+        "idempotency_key": key,
+        "channel": Channel.EMAIL,
+        "kind": "reminder",
+        "appointment_id": None,
+        "patient_id": None,
+        "recipient": recipient,
+        "status": OutboxStatus.PENDING,
+        "attempts": 0,
+        "error": None,
+        "detail": {"offset": "24h"},
+        "due_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def test_outbox_key_is_unique_and_only_one_claim_wins(factory: sessionmaker[Session]) -> None:
+    now = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    key = "appt:1:v1:reminder:24h:email"
     with transaction(factory) as session:
-        item, created = enqueue_outbox(
-            session,
-            key="appt:1:v1:reminder:24h:email",
-            channel=Channel.EMAIL,
-            kind="reminder",
-            recipient="a@example.test",
+        enqueue_outbox(session, [_row(key, "a@example.test", now)])
+    with transaction(factory) as session:
+        enqueue_outbox(session, [_row(key, "b@example.test", now)])  # the first one stays
+    with factory() as session:
+        (item,) = session.scalars(select(OutboxItem)).all()
+    assert (item.idempotency_key, item.recipient) == (key, "a@example.test")
+    with transaction(factory) as session:
+        assert claim_outbox(session, item.id, now=now, recipient="c@x.test", message_id="<m@x>")
+    with factory.kw["bind"].begin() as connection:  # the send loop claims on a bare connection
+        assert not claim_outbox(connection, item.id, now=now, recipient="d@x", message_id=None)
+        finish_outbox(connection, item.id, OutboxStatus.SENT, now=now, provider_message_id="<p>")
+    with factory() as session:
+        row = session.get_one(OutboxItem, item.id)
+    assert (row.status, row.attempts, row.recipient, row.message_id) == (
+        OutboxStatus.SENT,
+        1,
+        "c@x.test",
+        "<m@x>",
+    )
+    assert (row.provider_message_id, row.sent_at, row.claimed_at) == ("<p>", now, now)
+
+
+def test_outbox_move_happens_only_from_the_named_status(factory: sessionmaker[Session]) -> None:
+    now = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    with transaction(factory) as session:
+        enqueue_outbox(session, [_row("k1", "a@example.test", now)])
+        item_id = session.scalars(select(OutboxItem.id)).one()
+    with transaction(factory) as session:
+        moved = move_outbox(
+            session, item_id, OutboxStatus.SENDING, OutboxStatus.UNKNOWN, now=now, error="x"
         )
-        again, created_again = enqueue_outbox(
-            session,
-            key="appt:1:v1:reminder:24h:email",
-            channel=Channel.EMAIL,
-            kind="reminder",
-            recipient="a@example.test",
+        withdrawn = move_outbox(
+            session, item_id, OutboxStatus.PENDING, OutboxStatus.WITHDRAWN, now=now, error="moved"
         )
-        session.flush()
-        item_id = item.id
-    assert (created, created_again, again.id) == (True, False, item_id)
-    with transaction(factory) as session:
-        assert claim_outbox(session, item_id) is True
-    with transaction(factory) as session:
-        assert claim_outbox(session, item_id) is False
-        finish_outbox(session, item_id, OutboxStatus.SENT, provider_message_id="<m@x>")
     with factory() as session:
         row = session.get_one(OutboxItem, item_id)
-        assert (row.status, row.attempts, row.provider_message_id) == (
-            OutboxStatus.SENT,
-            1,
-            "<m@x>",
-        )
-        assert row.sent_at is not None
+    assert (moved, withdrawn) == (False, True)
+    assert (row.status, row.error) == (OutboxStatus.WITHDRAWN, "moved")
 
 
 def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -> None:
@@ -56,7 +91,7 @@ def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -
             open_work_item(
                 session,
                 kind="not_active",
-                entity="appointments",
+                entity="appointment",
                 entity_id=5,
                 summary=summary,
                 role="front_desk",
@@ -70,7 +105,7 @@ def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -
         _, created = open_work_item(
             session,
             kind="not_active",
-            entity="appointments",
+            entity="appointment",
             entity_id=5,
             summary="again",
             role="front_desk",
@@ -86,7 +121,7 @@ def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> 
         item, _ = open_work_item(
             session,
             kind="copay_changed",
-            entity="appointments",
+            entity="appointment",
             entity_id=9,
             summary="s",
             role="front_desk",
@@ -97,7 +132,7 @@ def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> 
         open_work_item(
             session,
             kind="copay_changed",
-            entity="appointments",
+            entity="appointment",
             entity_id=9,
             summary="s",
             role="front_desk",
@@ -130,3 +165,62 @@ def test_a_database_error_names_no_patient_data(factory: sessionmaker[Session]) 
     text = str(raised.value)
     for value in ("MRN-SECRET-77", "Zelda", "Quimby", "1970-05-06"):
         assert value not in text
+
+
+def test_many_work_items_open_at_once_with_the_same_rules(factory: sessionmaker[Session]) -> None:
+    def need(kind: str, n: int, summary: str = "s") -> WorkNeeded:
+        return WorkNeeded(kind, "appointment", n, summary, "front_desk", detail={"n": n})
+
+    with transaction(factory) as session:
+        first = open_work_items(session, [need("a", 1), need("a", 2), need("a", 3)])
+    assert [created for _id, created in first.values()] == [True, True, True]
+    with transaction(factory) as session:
+        close_work_item(session, first["a:appointment:2"][0], by="staff:1")
+        close_work_item(session, first["a:appointment:3"][0], by="staff:1", status=DISMISSED)
+    with transaction(factory) as session:
+        again = open_work_items(
+            session, [need("a", n, "again") for n in (1, 2, 3)] + [need("b", 1)]
+        )
+    assert {key: created for key, (_id, created) in again.items()} == {
+        "a:appointment:1": False,
+        "a:appointment:2": False,
+        "a:appointment:3": False,
+        "b:appointment:1": True,
+    }
+    with factory() as session:
+        items = {i.dedupe_key: i for i in session.scalars(select(WorkItem))}
+    assert len(items) == 4
+    assert {key: item.status for key, item in items.items()} == {
+        "a:appointment:1": WorkStatus.OPEN,
+        "a:appointment:2": WorkStatus.OPEN,  # done, and the problem came back
+        "a:appointment:3": DISMISSED,
+        "b:appointment:1": WorkStatus.OPEN,
+    }
+    assert items["a:appointment:2"].closed_by is None
+    assert {item.summary for key, item in items.items() if key.startswith("a:")} == {"again"}
+
+
+def test_an_item_another_writer_opened_meanwhile_is_refreshed(
+    factory: sessionmaker[Session], backend: str
+) -> None:
+    """Between our read and our insert another transaction commits the same key."""
+    if backend == "sqlite":
+        pytest.skip("SQLite takes the write lock at BEGIN: no other writer can step in")
+    rival = WorkNeeded("a", "appointment", 7, "rival", "front_desk")
+    mine = WorkNeeded("a", "appointment", 7, "mine", "front_desk")
+    with transaction(factory) as session:
+        stepped_in: list[bool] = []
+
+        @event.listens_for(session, "do_orm_execute")
+        def step_in(state: ORMExecuteState) -> None:
+            if state.is_insert and not stepped_in:
+                stepped_in.append(True)
+                with transaction(factory) as other:
+                    open_work_items(other, [rival])
+
+        [(item_id, created)] = open_work_items(session, [mine]).values()
+    assert stepped_in
+    assert created is False
+    with factory() as session:
+        [item] = session.scalars(select(WorkItem)).all()
+    assert (item.id, item.summary) == (item_id, "mine")

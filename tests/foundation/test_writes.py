@@ -1,0 +1,97 @@
+"""The one writer for async code: in order, each call its own transaction, failures kept."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from office.ledgers.work import WorkNeeded, open_work_items
+from office.models import WorkItem
+from office.writes import Writer
+
+
+def item(n: int) -> WorkNeeded:
+    return WorkNeeded(kind="k", entity="appointment", entity_id=n, summary=f"s{n}", role="r")
+
+
+def store(session: Session, n: int) -> int:
+    (item_id, _created) = open_work_items(session, [item(n)])[item(n).dedupe_key]
+    return item_id
+
+
+def fail(session: Session, n: int) -> None:
+    store(session, n)
+    raise LookupError(f"refused {n}")
+
+
+def count(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(WorkItem)) or 0
+
+
+def test_writes_run_in_order_off_the_loop_and_commit_each(
+    factory: sessionmaker[Session],
+) -> None:
+    threads: list[str] = []
+
+    def record(session: Session, n: int) -> int:
+        threads.append(threading.current_thread().name)
+        return store(session, n)
+
+    async def main() -> list[int]:
+        async with Writer(factory) as writer:
+            started = [writer.submit(record, n) for n in range(20)]
+            last = await writer.run(record, 20)
+            return [*(await asyncio.gather(*started)), last]
+
+    ids = asyncio.run(main())
+    assert ids == sorted(ids), "a later write never overtakes an earlier one"
+    assert count(factory) == 21
+    assert set(threads) != {threading.main_thread().name}
+
+
+def test_a_failed_write_rolls_back_and_stays_with_its_future(
+    factory: sessionmaker[Session],
+) -> None:
+    async def main() -> tuple[BaseException | None, int]:
+        async with Writer(factory) as writer:
+            failed = writer.submit(fail, 1)
+            after = await writer.run(store, 2)
+            await writer.drain()
+            return failed.exception(), after
+
+    error, after = asyncio.run(main())
+    assert isinstance(error, LookupError)
+    assert after > 0
+    assert count(factory) == 1, "the failed write's item was rolled back"
+
+
+def test_run_raises_what_the_work_raised(factory: sessionmaker[Session]) -> None:
+    async def main() -> None:
+        async with Writer(factory) as writer:
+            await writer.run(fail, 3)
+
+    with pytest.raises(LookupError, match="refused 3"):
+        asyncio.run(main())
+
+
+def test_leaving_waits_for_every_write(factory: sessionmaker[Session]) -> None:
+    async def main() -> None:
+        async with Writer(factory) as writer:
+            for n in range(5):
+                writer.submit(store, n)
+
+    asyncio.run(main())
+    assert count(factory) == 5
+
+
+def test_submit_outside_the_block_is_refused(factory: sessionmaker[Session]) -> None:
+    async def main() -> None:
+        Writer(factory).submit(store, 1)
+
+    with pytest.raises(RuntimeError, match="async with"):
+        asyncio.run(main())
