@@ -18,9 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from app.cli_support import require_schema
 from office.eligibility.codes import AAA_REASONS, EB01_CODES, EB06_TIME_PERIODS
 from office.eligibility.types import EligibilityResult
-from office.settings import Settings, load_settings
+from office.settings import load_settings
 
 __all__ = ["eligibility_app"]
 
@@ -130,26 +131,14 @@ def _run_flow(start: Callable[[], Coroutine[Any, Any, dict[str, int]]]) -> dict[
     """Point the flows at this machine's settings and database, then run one to its end."""
     from app.prefect_handoff import prefect_api
     from flows.runtime import use_office
+    from office.db import make_engine
 
     settings = load_settings()
-    _require_schema(settings)
-    use_office(settings)
+    engine = make_engine(settings.db_url)
+    require_schema(engine)
+    use_office(settings, engine)
     with prefect_api(settings):
         return asyncio.run(start())
-
-
-def _require_schema(settings: Settings) -> None:
-    from office.db import make_engine
-    from office.migrate import current_revision, head_revision
-
-    engine = make_engine(settings.db_url)
-    try:
-        current = current_revision(engine)
-    finally:
-        engine.dispose()
-    if current != head_revision():
-        err.print("error: the database is not up to date: run `office db upgrade` first")
-        raise typer.Exit(1)
 
 
 def _print_counts(title: str, counts: Mapping[str, int]) -> None:
