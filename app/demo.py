@@ -13,17 +13,18 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.db import make_engine, make_sessionmaker, transaction
 from office.home import make_private_dir
-from office.ledgers import store_inbound
+from office.ledgers import record_change, store_inbound
 from office.migrate import upgrade
 from office.models import (
     Appointment,
     AppointmentType,
+    AuditEntry,
     Base,
     Location,
     Patient,
@@ -36,6 +37,10 @@ from office.settings import Settings, SettingsError, ensure_secrets
 from office.status import collect_status
 
 __all__ = ["DemoError", "FlowReport", "Timings", "run_demo"]
+
+# The audit entry that marks the practice `office demo` built: only the demo writes it, in the
+# transaction that seeds the practice, so a database without it holds someone else's data.
+DEMO_MARK = {"field": "created_by", "after": "office demo", "actor": "demo"}
 
 
 class DemoError(SettingsError):
@@ -86,6 +91,7 @@ def run_demo(
             now = demo_clock(real)
             with transaction(factory) as session:
                 counts = seed_practice(session, seed=seed, now=now)
+                _mark_demo_practice(session)
                 _store_sample_webhooks(session)
         if now != real:
             window = Policy().window
@@ -146,17 +152,43 @@ def demo_clock(real: datetime) -> datetime:
 
 
 def _reset(engine: Engine, factory: sessionmaker[Session]) -> None:
-    """Empty every table, but only if it holds nothing but the demo practice."""
+    """Empty every table, but only an empty database or one the demo built and marked."""
     with factory() as session:
-        names = set(session.scalars(select(Practice.name)))
-    if names - {DEMO_PRACTICE}:
-        raise DemoError(
-            "the database holds a practice that is not the demo; point OFFICE_HOME or "
-            "OFFICE_DATABASE_URL somewhere else to run the demo"
-        )
+        if not (_is_empty(session) or _is_the_demos(session)):
+            raise DemoError(
+                "the database holds data that is not the demo's; point OFFICE_HOME or "
+                "OFFICE_DATABASE_URL somewhere else to run the demo"
+            )
     with engine.begin() as connection:
         for table in reversed(Base.metadata.sorted_tables):
             connection.execute(delete(table))
+
+
+def _is_empty(session: Session) -> bool:
+    tables = Base.metadata.sorted_tables
+    return not any(session.scalar(select(exists().select_from(table))) for table in tables)
+
+
+def _is_the_demos(session: Session) -> bool:
+    """One practice, and the demo's mark on it."""
+    practices = session.scalars(select(Practice.id).limit(2)).all()
+    if len(practices) != 1:
+        return False
+    mark = select(AuditEntry.id).filter_by(entity=Practice.__tablename__, entity_id=practices[0])
+    return session.scalar(mark.filter_by(**DEMO_MARK).limit(1)) is not None
+
+
+def _mark_demo_practice(session: Session) -> None:
+    practice = session.scalars(select(Practice).where(Practice.name == DEMO_PRACTICE)).one()
+    record_change(
+        session,
+        practice,
+        DEMO_MARK["field"],
+        None,
+        DEMO_MARK["after"],
+        actor=DEMO_MARK["actor"],
+        source="office demo",
+    )
 
 
 def _store_sample_webhooks(session: Session) -> None:

@@ -129,6 +129,63 @@ def test_demo_clock_waits_for_the_send_window_at_every_clinic(real: str, expecte
     assert demo_clock(datetime.fromisoformat(real)) == datetime.fromisoformat(expected)
 
 
+def test_demo_refuses_patients_without_a_practice_and_keeps_them(tmp_path: Path) -> None:
+    """Anything the demo did not build and mark is someone's data: one line, nothing deleted."""
+    from datetime import date
+
+    from office.db import transaction
+    from office.migrate import upgrade
+
+    home = tmp_path / "home"
+    engine = make_engine(f"sqlite:///{home / 'office.db'}")
+    upgrade(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.add(
+            Patient(
+                mrn="MRN-REAL-1",
+                first_name="Ada",
+                last_name="Real",
+                date_of_birth=date(1970, 1, 1),
+                sex="F",
+            )
+        )
+    done = run_demo(home, "--seed-only")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1
+    assert "not the demo's" in done.stderr
+    assert "Traceback" not in done.stderr
+    with make_sessionmaker(engine)() as session:
+        assert session.scalars(select(Patient.mrn)).all() == ["MRN-REAL-1"]
+    engine.dispose()
+
+
+def test_demo_refuses_a_practice_named_like_the_demos_but_not_marked(tmp_path: Path) -> None:
+    from app.demo_data import DEMO_PRACTICE
+    from office.db import transaction
+    from office.migrate import upgrade
+    from office.models import Practice
+
+    home = tmp_path / "home"
+    engine = make_engine(f"sqlite:///{home / 'office.db'}")
+    upgrade(engine)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.add(Practice(name=DEMO_PRACTICE))
+    engine.dispose()
+    done = run_demo(home, "--seed-only")
+    assert (done.returncode, "not the demo's" in done.stderr) == (1, True)
+
+
+def test_demo_rebuilds_what_it_built_itself(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for _ in range(2):
+        done = run_demo(home, "--seed-only")
+        assert done.returncode == 0, done.stderr[-2000:]
+    engine = make_engine(f"sqlite:///{home / 'office.db'}")
+    with make_sessionmaker(engine)() as session:
+        assert session.scalar(select(func.count()).select_from(Patient)) == 220
+    engine.dispose()
+
+
 def test_the_demo_home_holds_nothing_other_users_can_read(tmp_path: Path) -> None:
     """Under the most permissive umask, every folder the demo makes is 0700, every file 0600."""
     import stat
