@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_eligibility import eligibility_app
+from app.cli_mail import mail_app
 from app.cli_reminders import reminders_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
 from app.prefect_server import PrefectStartError, Stopped
@@ -52,6 +53,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(eligibility_app, name="eligibility")
 app.add_typer(reminders_app, name="reminders")
+app.add_typer(mail_app, name="mail")
 
 
 class CliError(Exception):

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Enum,
@@ -47,6 +48,10 @@ __all__ = [
     "InboxStatus",
     "LinkUse",
     "Location",
+    "MailAckSender",
+    "MailMessage",
+    "MailStatus",
+    "MailboxState",
     "OutboxItem",
     "OutboxStatus",
     "Patient",
@@ -524,3 +529,74 @@ class LinkUse(Base):
     purpose: Mapped[str] = mapped_column(String(20))
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"))
     used_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- inbound mail (added by migration 0004) --------------------------------------------------
+
+
+class MailStatus(StrEnum):
+    STORED = "stored"  # raw bytes committed; not routed yet
+    ROUTED = "routed"
+    QUARANTINED = "quarantined"  # unreadable; kept with the reason, for a person
+
+
+class MailMessage(Base):
+    """One inbound message, stored raw before anything acts on it, and where it was routed.
+
+    One row per (mailbox, dedupe key): the Message-ID, or a hash of stable headers
+    and the body when there is none; the same Message-ID in two mailboxes routes in each.
+    """
+
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "dedupe_key", name="uq_mail_messages_mailbox_key"),
+        Index("ix_mail_messages_status_mailbox", "status", "mailbox"),
+        Index("ix_mail_messages_queue_routed", "queue", "routed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(40))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    # Where the server holds it ("validity/uid", a Maildir key) and whether it was moved
+    # or flagged there after routing.
+    server_ref: Mapped[str | None] = mapped_column(String(200))
+    server_done: Mapped[bool] = mapped_column(default=False)
+    # False for a backlog import: nothing stored by it is ever acknowledged.
+    may_acknowledge: Mapped[bool] = mapped_column(default=True)
+    status: Mapped[MailStatus] = mapped_column(_enum(MailStatus), default=MailStatus.STORED)
+    reason: Mapped[str | None] = mapped_column(Text)  # why quarantined; never content
+    sender: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    category: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(300))  # a role, staff:<email>, or spam
+    rule: Mapped[str | None] = mapped_column(String(80))  # the rule that chose the queue
+    decision: Mapped[dict[str, Any]] = mapped_column(default=dict)  # rules matched, actions
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    bounced_outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    stored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    routed_at: Mapped[datetime | None] = mapped_column()
+
+
+class MailboxState(Base):
+    """How far an IMAP mailbox has been read: UIDVALIDITY and the last UID stored."""
+
+    __tablename__ = "mailbox_states"
+
+    mailbox: Mapped[str] = mapped_column(String(40), primary_key=True)
+    uid_validity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MailAckSender(Base):
+    """The last acknowledgement each sender got: at most one per sender per period."""
+
+    __tablename__ = "mail_ack_senders"
+
+    address: Mapped[str] = mapped_column(String(254), primary_key=True)
+    last_ack_at: Mapped[datetime] = mapped_column()
+    mail_id: Mapped[int] = mapped_column(ForeignKey("mail_messages.id"))

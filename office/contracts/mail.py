@@ -19,6 +19,7 @@ text or message content: they end up in Prefect's logs.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import email.generator
 import io
 from dataclasses import dataclass
@@ -140,13 +141,20 @@ class Wire:
     data: bytes
 
 
-def to_wire(message: EmailMessage) -> Wire:
+def to_wire(message: EmailMessage, *, envelope_sender: str | None = None) -> Wire:
     """Flatten a message as SMTP carries it: CRLF line ends, Bcc removed.
+
+    Args:
+        envelope_sender: MAIL FROM when it must differ from the headers; "" is the
+            null sender ``<>``, which RFC 3834 asks of automatic replies so that
+            no bounce or reply ever comes back to them.
 
     Raises:
         ValueError: as `envelope_of`.
     """
     envelope = envelope_of(message)
+    if envelope_sender is not None:
+        envelope = dataclasses.replace(envelope, sender=envelope_sender)
     outgoing = message
     if "Bcc" in message or "Resent-Bcc" in message:
         # Bcc must never reach the recipients; the envelope above still has them.
