@@ -14,10 +14,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from office.contracts.mailbox import MailboxSettings
 from office.home import make_private_dir, write_private
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
-from office.contracts.mailbox import MailboxSettings
 
 
 class SettingsError(ValueError):
@@ -63,6 +63,21 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
 
+    # Inbound mail
+    mailboxes: list[MailboxSettings] = Field(
+        default_factory=list,
+        description="JSON list of mailboxes; unset: one Maildir box front-desk in OFFICE_HOME/mail",
+    )
+    mail_rules: Path | None = Field(
+        default=None, description="Routing rules file; default templates/mail-rules.yaml"
+    )
+    mail_own_addresses: list[str] = Field(
+        default_factory=list, description="More of the practice's addresses, never acknowledged"
+    )
+    mail_ack_period_hours: int = Field(
+        default=24, ge=1, le=24 * 30, description="Hours between acknowledgements to one sender"
+    )
+
     # Eligibility
     clearinghouse_url: str | None = None
     clearinghouse_auth_header: str = "Authorization"
@@ -80,21 +95,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         if value.startswith("postgresql://"):
             # psycopg 3 is the driver we ship; plain postgresql:// would pick psycopg2.
-    # Inbound mail
-    mailboxes: list[MailboxSettings] = Field(
-        default_factory=list,
-        description="JSON list of mailboxes; unset: one Maildir box front-desk in OFFICE_HOME/mail",
-    )
-    mail_rules: Path | None = Field(
-        default=None, description="Routing rules file; default templates/mail-rules.yaml"
-    )
-    mail_own_addresses: list[str] = Field(
-        default_factory=list, description="More of the practice's addresses, never acknowledged"
-    )
-    mail_ack_period_hours: int = Field(
-        default=24, ge=1, le=24 * 30, description="Hours between acknowledgements to one sender"
-    )
-
             return "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
@@ -119,6 +119,26 @@ class Settings(BaseSettings):
     @property
     def outbox_dir(self) -> Path:
         return self.home / "outbox"
+
+    @property
+    def inbound_mailboxes(self) -> list[MailboxSettings]:
+        """The mailboxes read, in order: OFFICE_MAILBOXES, else the embedded Maildir one."""
+        if self.mailboxes:
+            return list(self.mailboxes)
+        domain = self.mail_from.rpartition("@")[2] or "officeflows.local"
+        return [MailboxSettings(name="front-desk", address=f"frontdesk@{domain}")]
+
+    def mailbox_path(self, mailbox: MailboxSettings) -> Path:
+        """Where a Maildir mailbox lives: its own path, else OFFICE_HOME/mail/<name>."""
+        return mailbox.path or self.home / "mail" / mailbox.name
+
+    @property
+    def practice_addresses(self) -> frozenset[str]:
+        """The practice's own addresses: acknowledging them would start a loop."""
+        own = {box.address for box in self.inbound_mailboxes}
+        own.add(self.mail_from.strip().lower())
+        own.update(address.strip().lower() for address in self.mail_own_addresses)
+        return frozenset(own)
 
     def require_secret_key(self) -> str:
         if self.secret_key is None or not self.secret_key.get_secret_value():
@@ -163,26 +183,6 @@ def ensure_secrets(settings: Settings) -> None:
         write_private(settings.home / "secrets.env", text.encode())
     if settings.secret_key is None:
         settings.secret_key = SecretStr(stored["OFFICE_SECRET_KEY"])
-    @property
-    def inbound_mailboxes(self) -> list[MailboxSettings]:
-        """The mailboxes read, in order: OFFICE_MAILBOXES, else the embedded Maildir one."""
-        if self.mailboxes:
-            return list(self.mailboxes)
-        domain = self.mail_from.rpartition("@")[2] or "officeflows.local"
-        return [MailboxSettings(name="front-desk", address=f"frontdesk@{domain}")]
-
-    def mailbox_path(self, mailbox: MailboxSettings) -> Path:
-        """Where a Maildir mailbox lives: its own path, else OFFICE_HOME/mail/<name>."""
-        return mailbox.path or self.home / "mail" / mailbox.name
-
-    @property
-    def practice_addresses(self) -> frozenset[str]:
-        """The practice's own addresses: acknowledging them would start a loop."""
-        own = {box.address for box in self.inbound_mailboxes}
-        own.add(self.mail_from.strip().lower())
-        own.update(address.strip().lower() for address in self.mail_own_addresses)
-        return frozenset(own)
-
     if settings.webhook_secret is None:
         settings.webhook_secret = SecretStr(stored["OFFICE_WEBHOOK_SECRET"])
 
