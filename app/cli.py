@@ -26,7 +26,7 @@ from app.cli_eligibility import eligibility_app
 from app.cli_mail import mail_app
 from app.cli_reminders import reminders_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
-from app.prefect_server import PrefectStartError, Stopped
+from app.prefect_server import PrefectStartError
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
@@ -372,8 +372,6 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
-    except Stopped:  # SIGTERM: everything this process started is stopped by now
-        sys.exit(143)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
@@ -385,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         if os.environ.get("OFFICE_DEBUG"):
             raise
         if isinstance(exc, (*_USER_ERRORS, SQLAlchemyError)):
-            err.print(f"error: {_one_line(exc)}", markup=False)
+            err.print(f"error: {_one_line(exc)}", markup=False, soft_wrap=True)
         else:
             err.print(
                 f"error: unexpected {type(exc).__name__}; rerun with OFFICE_DEBUG=1 for details",

@@ -17,8 +17,8 @@ One process per home owns a server at a time (an flock on OFFICE_HOME/prefect/se
 two servers never share one SQLite database. The server never outlives its owner: it runs
 in its own process group, stopped as a group on exit, and Linux kills it if the owner dies
 without stopping it (PR_SET_PDEATHSIG, bound to the thread that started it: start it from
-the main thread). While a command owns a server, SIGTERM raises `Stopped` so that every
-`finally` runs and the server is stopped in order.
+the main thread). While a command owns a server, SIGTERM is handled as Ctrl-C is, so that
+every `finally` runs and the server is stopped in order.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ __all__ = [
     "PrefectServer",
     "PrefectStartError",
     "Progress",
-    "Stopped",
     "home_server",
     "port_taken",
     "to_stderr",
@@ -71,10 +70,6 @@ Progress = Callable[[str], None]
 
 class PrefectStartError(RuntimeError):
     """No Prefect server could be started or reused; the one-line message says what to do."""
-
-
-class Stopped(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that every `finally` runs (exit status 143)."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +113,7 @@ def home_server(
     folder = (settings.home / "prefect").resolve()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     deadline = time.monotonic() + settings.prefect_start_timeout
-    with _sigterm_raises_stopped():
+    with _sigterm_as_ctrl_c():
         claim = _claim(folder, serving=serving, deadline=deadline, progress=progress)
         if isinstance(claim, PrefectServer):
             yield claim
@@ -371,16 +366,21 @@ def _free_port() -> int:
 # --- signals ----------------------------------------------------------------------------------
 
 
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM, handled as the SIGINT handler in force (asyncio's, or Python's) handles Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 @contextmanager
-def _sigterm_raises_stopped() -> Iterator[None]:
+def _sigterm_as_ctrl_c() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    previous = signal.signal(signal.SIGTERM, _as_ctrl_c)
     try:
         yield
     finally:

@@ -98,14 +98,18 @@ def run_server(
             "listens on it, or choose another with --port"
         )
     specs = load_specs(deployments, timezone=schedule_zone(settings))
-    with prefect_api(settings, serving=True, port=prefect_port, progress=console.print) as prefect:
-        console.print(f"Prefect UI: {prefect.ui_url}")
-        console.print(f"intake: http://{host}:{port} (POST /webhooks/{{source}}, GET /healthz)")
-        console.print(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, soft_wrap=True)
+
+    with prefect_api(settings, serving=True, port=prefect_port, progress=say) as prefect:
+        say(f"Prefect UI: {prefect.ui_url}")
+        say(f"intake: http://{host}:{port} (POST /webhooks/{{source}}, GET /healthz)")
+        say(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
         stop = threading.Event()
         with _stop_on_signals(stop):
             _run_in_thread(_serve(settings, host=host, port=port, specs=specs, stop=stop))
-    console.print("officeflows stopped; schedules paused until the next `office serve`")
+    say("officeflows stopped; schedules paused until the next `office serve`")
 
 
 def schedule_zone(settings: Settings) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.prefect_server import PrefectStartError, Stopped, home_server, port_taken
+from app.prefect_server import PrefectStartError, home_server, port_taken
 from office.settings import Settings
 from tests.app.processes import alive, in_group, wait_for
 
@@ -127,8 +127,8 @@ def test_a_taken_port_is_one_line_naming_it_and_the_option(tmp_path: Path) -> No
     os.close(descriptor)
 
 
-def test_sigterm_while_waiting_raises_stopped_and_restores_the_handler(serve_lock: Path) -> None:
-    """SIGTERM becomes an exception, so every `finally` on the way out runs."""
+def test_sigterm_while_waiting_is_ctrl_c_and_the_handler_comes_back(serve_lock: Path) -> None:
+    """SIGTERM is handled as Ctrl-C, so every `finally` on the way out runs."""
     before = signal.getsignal(signal.SIGTERM)
     notes: list[str] = []
 
@@ -137,7 +137,7 @@ def test_sigterm_while_waiting_raises_stopped_and_restores_the_handler(serve_loc
         os.kill(os.getpid(), signal.SIGTERM)
 
     with (
-        pytest.raises(Stopped),
+        pytest.raises(KeyboardInterrupt),
         home_server(
             home_settings(serve_lock.parent), serving=False, progress=terminate_once_waiting
         ),

@@ -1,8 +1,11 @@
-"""`office demo`, the README's first command, run twice in a fresh OFFICE_HOME."""
+"""`office demo`, the README's first command: run twice in a fresh OFFICE_HOME, through a slow
+Prefect start, a start that never comes, and a stop from outside."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -18,20 +21,30 @@ from sqlalchemy import func, select
 from app.demo import demo_clock
 from office.db import make_engine, make_sessionmaker
 from office.models import Appointment, Location, Patient, Staff, StaffStatus, utcnow
+from tests.app.processes import alive, in_group, wait_for
+
+SLOW_START = Path(__file__).resolve().parent.parent / "app" / "slow_start.py"
 
 
-def run_demo(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def demo_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFICE_", "PREFECT_"))}
-    env["OFFICE_HOME"] = str(home)
-    env["COLUMNS"] = "160"
+    return env | {"OFFICE_HOME": str(home), "COLUMNS": "160"} | extra
+
+
+def run_demo(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", "demo", *args],
-        env=env,
+        env=demo_env(home, **extra),
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
+
+
+def delayed(pidfile: Path, seconds: str) -> str:
+    """An OFFICE_PREFECT_SERVER_WRAPPER that starts the real server after `seconds` (or never)."""
+    return f"{sys.executable} {SLOW_START} {pidfile} {seconds}"
 
 
 @pytest.mark.slow
@@ -89,6 +102,66 @@ def check_a_demo_reminder(outbox: Path) -> None:
     assert str(event["UID"]).startswith("appt-")
     assert event.decoded("DTSTART") > utcnow()
     assert [p.get_filename() for p in message.iter_attachments()] == ["invite.ics"]
+
+
+@pytest.mark.slow
+def test_demo_waits_out_a_prefect_start_slower_than_prefects_own_default(tmp_path: Path) -> None:
+    """Prefect's own temporary server gives up after 20 s; the demo's budget is 120 s."""
+    pidfile = tmp_path / "server.pid"
+    done = run_demo(tmp_path / "home", OFFICE_PREFECT_SERVER_WRAPPER=delayed(pidfile, "25"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "What each flow did" in done.stdout
+    start = re.search(r"Prefect API start\s*│\s*([\d.]+)", done.stdout)
+    assert start, done.stdout
+    assert float(start[1]) >= 25  # the table keeps the start apart, the delay inside it
+    assert not alive(int(pidfile.read_text()))
+
+
+def test_a_prefect_start_that_never_comes_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    pidfile = tmp_path / "server.pid"
+    done = run_demo(
+        tmp_path / "home",
+        OFFICE_PREFECT_SERVER_WRAPPER=delayed(pidfile, "never"),
+        OFFICE_PREFECT_START_TIMEOUT="3",
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1
+    log = tmp_path / "home" / "prefect" / "server.log"
+    assert re.fullmatch(
+        rf"error: Prefect did not answer on http://127\.0\.0\.1:\d+/api within 3 s; read "
+        rf"{re.escape(str(log.resolve()))}, or allow longer with OFFICE_PREFECT_START_TIMEOUT\n",
+        done.stderr,
+    )
+    assert not alive(int(pidfile.read_text()))
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+def test_stopping_the_demo_stops_its_prefect_server(tmp_path: Path, stop: signal.Signals) -> None:
+    """Ctrl-C and SIGTERM stop it in order, without a traceback; after SIGKILL Linux does."""
+    pidfile = tmp_path / "server.pid"
+    env = demo_env(tmp_path / "home", OFFICE_PREFECT_SERVER_WRAPPER=delayed(pidfile, "never"))
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "app", "demo"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: pidfile.is_file() and pidfile.read_text() != "", within=120)
+        server = int(pidfile.read_text())
+        assert alive(server)
+        demo.send_signal(stop)
+        _, stderr = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert demo.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130)
+    assert "Traceback" not in stderr
+    assert wait_for(lambda: not in_group(server), within=30)
 
 
 def test_seed_only_runs_no_flow(tmp_path: Path) -> None:
