@@ -95,7 +95,7 @@ def _measure(
     settings = load_settings(
         home=home / "office",
         database_url=args.database_url,
-        secret_key="bench-link-secret",  # noqa: S106 - a throwaway key for a throwaway database
+        secret_key="bench-link-secret-32-bytes-or-longer",  # noqa: S106 - a throwaway key for a throwaway database
         mailer="smtp",
         smtp_port=port,
     )

@@ -7,17 +7,31 @@ the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from office.contracts.mailbox import MailboxSettings
 from office.home import make_private_dir, write_private
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "MIN_SECRET_BYTES",
+    "Settings",
+    "SettingsError",
+    "check_payer_settings",
+    "is_loopback_host",
+    "load_settings",
+    "require_secure_url",
+]
+
+# HMAC keys shorter than SHA-256's own block of entropy are guessable offline from one token.
+MIN_SECRET_BYTES = 32
 
 
 class SettingsError(ValueError):
@@ -36,6 +50,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; defaults to SQLite under OFFICE_HOME"
     )
     secret_key: SecretStr | None = Field(default=None, description="Signs patient links")
+    secret_key_previous: SecretStr | None = Field(
+        default=None, description="The link key before the last rotation: its links still work"
+    )
     webhook_secret: SecretStr | None = Field(default=None, description="Signs inbound webhooks")
     public_url: str = Field(
         default="http://127.0.0.1:8400", description="Base URL patients' links point at"
@@ -98,6 +115,32 @@ class Settings(BaseSettings):
             return "postgresql+psycopg://" + value.removeprefix("postgresql://")
         return value
 
+    @field_validator("secret_key", "secret_key_previous", "webhook_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            _require_long(value.get_secret_value())
+        return value
+
+    @field_validator("clearinghouse_url", "public_url")
+    @classmethod
+    def _secure_url(cls, value: str | None) -> str | None:
+        if value:
+            _require_secure(value)
+        return value
+
+    @model_validator(mode="after")
+    def _smtp_login_encrypted(self) -> Settings:
+        """A login over a cleartext connection to another machine gives the password away."""
+        login = self.smtp_username or (self.smtp_password and self.smtp_password.get_secret_value())
+        if login and self.smtp_tls == "none" and not is_loopback_host(self.smtp_host):
+            raise ValueError(
+                "OFFICE_SMTP_TLS is none, so OFFICE_SMTP_USERNAME and OFFICE_SMTP_PASSWORD "
+                "would cross the network in clear to OFFICE_SMTP_HOST; set OFFICE_SMTP_TLS "
+                "to starttls or tls"
+            )
+        return self
+
     @field_validator("practice_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -145,10 +188,100 @@ class Settings(BaseSettings):
             raise SettingsError("OFFICE_SECRET_KEY is not set: it signs patient links")
         return self.secret_key.get_secret_value()
 
+    def link_keys(self) -> tuple[str, ...]:
+        """The keys patient links verify with, current first; a new link is signed with the first.
+
+        During a rotation OFFICE_SECRET_KEY_PREVIOUS keeps the links already sent working
+        until they expire; then unset it.
+        """
+        current = self.require_secret_key()
+        previous = self.secret_key_previous
+        if previous is None or not previous.get_secret_value():
+            return (current,)
+        return (current, previous.get_secret_value())
+
     def require_webhook_secret(self) -> str:
         if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
             raise SettingsError("OFFICE_WEBHOOK_SECRET is not set: it signs inbound webhooks")
         return self.webhook_secret.get_secret_value()
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): traffic never leaves."""
+    if not host:
+        return False
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_long(secret: str) -> None:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"must be at least {MIN_SECRET_BYTES} bytes; make one with "
+            "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
+def _require_secure(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("http:// is allowed only to this machine (loopback); use https://")
+
+
+def require_secure_url(url: str, variable: str) -> str:
+    """`url`, if patient data may be sent to it: https, or http to a loopback host.
+
+    Raises:
+        SettingsError: Naming `variable`, never the URL (it may carry a credential).
+    """
+    try:
+        _require_secure(url)
+    except ValueError as exc:
+        raise SettingsError(f"{variable}: {exc}") from None
+    return url
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = None
+    return parts.scheme, (parts.hostname or ""), port
+
+
+def check_payer_settings(
+    own: Mapping[str, object], *, clearinghouse_url: str | None, clearinghouse_credential: bool
+) -> None:
+    """Refuse a payer row's own settings that would leak what the practice sends its payers.
+
+    The row's `url` must be secure (`require_secure_url`); and when it points away from
+    OFFICE_CLEARINGHOUSE_URL's server, the row must bring its own `auth_value`, since the
+    practice's OFFICE_CLEARINGHOUSE_AUTH goes only to the clearinghouse. Call it where a
+    payer's settings are merged over the clearinghouse's.
+
+    Raises:
+        SettingsError: Naming the setting at fault, never its value.
+    """
+    url = own.get("url")
+    if not isinstance(url, str) or not url:
+        return
+    require_secure_url(url, "payer setting url")
+    if not clearinghouse_credential or "auth_value" in own:
+        return
+    if clearinghouse_url is None or _origin(url) != _origin(clearinghouse_url):
+        raise SettingsError(
+            "payer setting url points away from OFFICE_CLEARINGHOUSE_URL without an auth_value "
+            "of its own; OFFICE_CLEARINGHOUSE_AUTH is sent only to the clearinghouse"
+        )
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -162,6 +295,12 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     stored = _read_secrets(settings.home)
+    for name in ("OFFICE_SECRET_KEY", "OFFICE_WEBHOOK_SECRET"):
+        if name in stored:
+            try:
+                _require_long(stored[name])
+            except ValueError as exc:
+                raise SettingsError(f"{name} in {settings.home / 'secrets.env'}: {exc}") from None
     if settings.secret_key is None and "OFFICE_SECRET_KEY" in stored:
         settings.secret_key = SecretStr(stored["OFFICE_SECRET_KEY"])
     if settings.webhook_secret is None and "OFFICE_WEBHOOK_SECRET" in stored:
@@ -198,7 +337,9 @@ def _read_secrets(home: Path) -> dict[str, str]:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else "?"
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"OFFICE_{field.upper()}: {message}")
+        if not error["loc"]:  # a rule over several variables names them itself
+            problems.append(message)
+            continue
+        problems.append(f"OFFICE_{str(error['loc'][0]).upper()}: {message}")
     return "; ".join(problems)

@@ -132,8 +132,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(
         home=tmp_path / "home",
         database_url=db_url,
-        secret_key="test-link-secret",  # type: ignore[arg-type]
-        webhook_secret="test-webhook-secret",  # type: ignore[arg-type]
+        secret_key="test-link-secret-32-bytes-or-longer",  # type: ignore[arg-type]
+        webhook_secret="test-webhook-secret-32-bytes-or-longer",  # type: ignore[arg-type]
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.demo_data import seed_practice
 from office.signing import sign_webhook
 
-WEBHOOK_SECRET = "test-webhook-secret"
+WEBHOOK_SECRET = "test-webhook-secret-32-bytes-or-longer"  # as in tests/conftest.py
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 # When the practice-management system made a test booking: before NOW and the real clock.
 EVENT_AT = NOW - timedelta(days=300)

@@ -29,7 +29,7 @@ from office.reminders.links import LinkError, link_urls, make_token, read_token
 from office.settings import Settings
 from tests.reminders.conftest import NOW, Clinic, sent_mail, text_of
 
-SECRET = "test-link-secret"
+SECRET = "test-link-secret-32-bytes-or-longer"  # as in tests/conftest.py
 START = NOW + timedelta(hours=24)
 
 
