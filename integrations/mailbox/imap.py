@@ -130,15 +130,16 @@ class ImapMailbox:
                 client.expunge()
 
     def _idle(self, client: IMAPClient, timeout: float) -> bool:
+        # What arrived since the last command is reported by a NOOP; IDLE reports what comes next.
+        _text, pending = client.noop()
+        if _announced(pending):
+            return True
         client.idle()
         try:
             responses = client.idle_check(timeout=timeout)
         finally:
             client.idle_done()
-        return any(
-            isinstance(item, tuple) and len(item) > 1 and item[1] in (b"EXISTS", b"RECENT")
-            for item in responses
-        )
+        return _announced(responses)
 
     # --- the connection ----------------------------------------------------------------------
 
@@ -226,6 +227,13 @@ class ImapMailbox:
             except (IMAPClientError, *_DROPPED, OSError):
                 pass  # the session is over either way; the socket is closed below
         _shut(client)
+
+
+def _announced(responses: Sequence[Any]) -> bool:
+    return any(
+        isinstance(item, tuple) and len(item) > 1 and item[1] in (b"EXISTS", b"RECENT")
+        for item in responses
+    )
 
 
 def _shut(client: IMAPClient | None) -> None:

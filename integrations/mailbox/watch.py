@@ -3,8 +3,8 @@
 `office serve` starts `watch_mailboxes` beside its other tasks. One thread per
 IMAP mailbox holds an IDLE session, re-issued every `idle_for` seconds (servers
 drop IDLE before RFC 2177's 29 minutes, some much sooner), and calls `wake` with
-the mailbox's name when the server announces new messages, and at least every
-`sweep_every` seconds whatever it announced: an IDLE that silently died must not
+the mailbox's name on every (re)connect, when the server announces new messages,
+and at least every `sweep_every` seconds whatever it announced: an IDLE that silently died must not
 stop mail. A connection failure is logged (mailbox name and error class only)
 and retried after `retry_after` seconds.
 """
@@ -80,6 +80,9 @@ def _watch_one(
     while not stop.is_set():
         try:
             with ImapMailbox(box) as mailbox:
+                # Mail may have come while no session was open: a run on every (re)connect.
+                last_wake = time.monotonic()
+                _call(loop, wake, box.name)
                 while not stop.is_set():
                     arrived = mailbox.wait(idle_for)
                     if not arrived and b"IDLE" not in mailbox.capabilities:

@@ -21,6 +21,7 @@ from integrations.mailbox import deliver
 from office.db import transaction
 from office.models import MailMessage, OutboxItem, Patient, Practice, Staff, WorkItem
 from office.settings import Settings
+from testkit.dovecot import DovecotServer, dovecot_available, dovecot_server
 
 NOW = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
 MAILBOX = "front-desk"
@@ -120,3 +121,12 @@ def practice(
     office = Office(mail_settings, engine, factory, mail_settings.home / "mail" / MAILBOX)
     yield office
     use_office(settings, engine)
+
+
+@pytest.fixture
+def dovecot() -> Iterator[DovecotServer]:
+    """A real Dovecot on loopback, configured from scratch for this test."""
+    if not dovecot_available():
+        pytest.skip("dovecot is not installed (.ci/run installs dovecot-imapd)")
+    with dovecot_server() as server:
+        yield server
