@@ -95,6 +95,17 @@ class Settings(BaseSettings):
         default=24, ge=1, le=24 * 30, description="Hours between acknowledgements to one sender"
     )
 
+    # Staff board
+    staff_idle_minutes: int = Field(
+        default=15, ge=1, le=24 * 60, description="Minutes unused before a board session ends"
+    )
+    staff_session_hours: int = Field(
+        default=12, ge=1, le=24 * 7, description="Hours a board session lasts, however used"
+    )
+    staff_link_hours: int = Field(
+        default=48, ge=1, le=24 * 14, description="Hours a one-time set-password link works"
+    )
+
     # Eligibility
     clearinghouse_url: str | None = None
     clearinghouse_auth_header: str = "Authorization"
