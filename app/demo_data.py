@@ -142,7 +142,7 @@ LOCATIONS = (
     ("Riverbend Foothills", "America/Denver", "Boulder", "CO", "80302", "+13035550102"),
 )
 
-# (name, payer id, sandbox fault profile)
+# (name, payer code, sandbox fault profile)
 PAYERS = (
     ("Prairie Health Plan", "PRAIRIE", {"inactive_rate": 0.03, "auth_rate": 0.05}),
     ("Summit Mutual", "SUMMIT", {"aaa42_rate": 0.05, "invalid_member_rate": 0.03}),
@@ -216,12 +216,12 @@ def seed_practice(
     payers = [
         Payer(
             name=name,
-            payer_id=payer_id,
+            payer_code=payer_code,
             adapter="sandbox",
             adapter_settings={"latency_ms": 5, **profile},
             concurrency_limit=20,
         )
-        for name, payer_id, profile in PAYERS
+        for name, payer_code, profile in PAYERS
     ]
     session.add_all(payers)
     kinds = [
@@ -332,7 +332,7 @@ def _coverage(
     coverage = Coverage(
         patient_id=patient.id,
         payer_id=payer.id,
-        member_id=f"{payer.payer_id[:3]}{rng.randrange(10**8, 10**9)}",
+        member_id=f"{payer.payer_code[:3]}{rng.randrange(10**8, 10**9)}",
         group_number=f"G{rng.randrange(1000, 9999)}",
         rank=rank,
         effective_from=date(today.year, 1, 1),

@@ -2,7 +2,7 @@
 
 The real `verify_eligibility` flow, database included, checks `n` booked visits with one
 payer whose clearinghouse answers after 200 ms, with at most 50 inquiries in flight. The
-clearinghouse is `bench/mock_clearinghouse.py` in its own process on loopback; the Prefect
+clearinghouse is `testkit/mock_clearinghouse.py` in its own process on loopback; the Prefect
 API is a `prefect server start` process, started (and timed) before anything else.
 
 Reported: the flow's wall time; a bare asyncio + httpx loop posting the same 270s to the same
@@ -44,7 +44,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         with prefect_server(home) as (api_url, server_start_s):
             os.environ["PREFECT_API_URL"] = api_url
-            from bench.mock_clearinghouse import running
+            from testkit.mock_clearinghouse import running
 
             with running(latency_ms=args.latency_ms) as clearinghouse:
                 return _measure(args, home, clearinghouse, server_start_s)
@@ -164,8 +164,7 @@ def _seed(engine: Engine, args: argparse.Namespace, clearinghouse: str) -> list[
 
     from integrations.x12 import build_270
     from office.db import make_sessionmaker, transaction
-    from office.eligibility.service import new_trace
-    from office.eligibility.types import EligibilityRequest, Person
+    from office.eligibility import EligibilityRequest, Person, new_trace
     from office.models import (
         Appointment,
         AppointmentType,
@@ -191,7 +190,7 @@ def _seed(engine: Engine, args: argparse.Namespace, clearinghouse: str) -> list[
         kind = AppointmentType(code="office", name="Office visit", service_type_code="98")
         payer = Payer(
             name="Benchmark Health",
-            payer_id="BENCH1",
+            payer_code="BENCH1",
             adapter="x12",
             adapter_settings={"url": clearinghouse},
             concurrency_limit=args.concurrency,
@@ -248,7 +247,7 @@ def _seed(engine: Engine, args: argparse.Namespace, clearinghouse: str) -> list[
     for i in range(n):
         request = EligibilityRequest(
             trace=new_trace(),
-            payer_id="BENCH1",
+            payer_code="BENCH1",
             payer_name="Benchmark Health",
             provider_npi="1234567893",
             provider_name="Lovelace",
@@ -287,7 +286,7 @@ async def _bare(url: str, bodies: list[bytes], concurrency: int, *, pooled: bool
     """
     import httpx
 
-    from office.eligibility.service import PooledTransport
+    from integrations.payers import PooledTransport
 
     slots = asyncio.Semaphore(concurrency)
     headers = {"Content-Type": "application/edi-x12"}

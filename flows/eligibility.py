@@ -2,8 +2,8 @@
 
 Each flow reads the same way: record the checks to make (ids only cross into Prefect), ask
 each payer in one task per payer batch (concurrently across payers, asyncio inside), then
-count what was stored and publish the counts. The work itself is in
-`office.eligibility.service`.
+count what was stored and publish the counts. The work itself is in `office.eligibility`;
+the payers' adapters come from `integrations.payers`, built from the settings.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
@@ -23,12 +23,12 @@ from prefect.tasks import exponential_backoff
 from pydantic import Field
 
 from flows.runtime import office
-from integrations.payers import get_payer
+from integrations.payers import payers_from_settings
+from office.clock import as_utc
 from office.db import transaction
-from office.eligibility.service import (
-    AdapterFactory,
+from office.eligibility import (
+    BatchConfig,
     ChecksStillPending,
-    RetryPolicy,
     local_today,
     record_pending,
     run_batch,
@@ -38,18 +38,16 @@ from office.eligibility.service import (
     summarize,
 )
 from office.models import utcnow
+from office.settings import Settings
 
 __all__ = [
     "EligibilityBatchesFailed",
+    "batch_config",
     "check_payer_batch",
     "refresh_eligibility",
     "verify_appointment",
     "verify_eligibility",
 ]
-
-# Tests and the benchmark replace these; the flows read them at call time.
-adapter_factory: AdapterFactory = get_payer
-retry_policy = RetryPolicy()
 
 Batches = dict[int, list[int]]
 
@@ -73,7 +71,8 @@ async def verify_eligibility(
         days_ahead: Visits from today through this many days ahead are checked.
         refresh_after_days: A visit whose coverage was verified (active or inactive) within
             this many days is not asked about again.
-        now: Run as of this moment (UTC); leave empty for the current time.
+        now: Run as of this moment; without an offset it is the practice's wall-clock time.
+            Leave empty for the current time.
     """
     batches = plan_daily_checks(days_ahead, refresh_after_days, now, _run_key())
     failures = await check_batches(batches, now)
@@ -102,7 +101,8 @@ async def refresh_eligibility(now: datetime | None = None) -> dict[str, int]:
     """Monthly: re-check everyone seen or booked in the last 12 months, STC 30, as of today.
 
     Args:
-        now: Run as of this moment (UTC); leave empty for the current time.
+        now: Run as of this moment; without an offset it is the practice's wall-clock time.
+            Leave empty for the current time.
     """
     batches = plan_refresh_checks(now, _run_key())
     failures = await check_batches(batches, now)
@@ -118,7 +118,7 @@ def plan_daily_checks(
 ) -> Batches:
     """Record a pending check for each visit due one; returns check ids per payer."""
     app = office()
-    moment = _aware(now)
+    moment = _moment(now)
     today = local_today(moment, app.settings.practice_timezone)
     with transaction(app.factory) as session:
         due = select_due(
@@ -144,7 +144,7 @@ def plan_appointment_check(appointment_id: int, run_key: str) -> Batches:
 def plan_refresh_checks(now: datetime | None, run_key: str) -> Batches:
     """Record a pending STC 30 check per patient seen in the last year, dated today."""
     app = office()
-    moment = _aware(now)
+    moment = _moment(now)
     today = local_today(moment, app.settings.practice_timezone)
     with transaction(app.factory) as session:
         due = select_refresh(session, now=moment, today=today)
@@ -172,19 +172,23 @@ async def check_payer_batch(
     context = TaskRunContext.get()
     final = context is None or context.task_run.run_count > context.task.retries
     app = office()
-    outcome = await run_batch(
-        app.factory,
-        app.settings,
-        payer_id,
-        check_ids,
-        adapters=adapter_factory,
-        policy=retry_policy,
-        final=final,
-        now=now,
-    )
+    config = batch_config(app.settings, final=final, now=now)
+    outcome = await run_batch(app.factory, payer_id, check_ids, config)
     if outcome.pending and not final:
         raise ChecksStillPending(payer_id, outcome.pending)
     return dict(outcome.counts)
+
+
+def batch_config(settings: Settings, *, final: bool, now: datetime | None) -> BatchConfig:
+    """A payer batch's shared parameters: the payer directory and defaults from settings.
+
+    The flows' one seam: the flow tests replace it to answer through an in-memory payer
+    and to retry without waiting (a directory cannot be a flow parameter, which Prefect
+    records, and a scheduled run builds its own from the settings).
+    """
+    return BatchConfig.from_settings(
+        settings, payers=payers_from_settings(settings), final=final, now=now
+    )
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -192,7 +196,7 @@ async def check_payer_batch(
 
 async def check_batches(batches: Batches, now: datetime | None) -> list[BaseException]:
     """Run every payer's batch at once; returns the failures, as a failed batch stops no other."""
-    moment = None if now is None else _aware(now)
+    moment = None if now is None else _moment(now)
     logger = get_run_logger()
     logger.info("%d checks for %d payers", sum(map(len, batches.values())), len(batches))
     results = await asyncio.gather(
@@ -242,7 +246,6 @@ def _run_key() -> str:
     return f"{flow_run.get_flow_name()}:{flow_run.get_id()}"
 
 
-def _aware(now: datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+def _moment(now: datetime | None) -> datetime:
+    """`now` as a UTC instant (read in the practice's zone when it has no offset), or the time."""
+    return utcnow() if now is None else as_utc(now, office().settings.practice_timezone)

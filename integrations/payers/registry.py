@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from integrations.payers.client import default_client
 from integrations.payers.sandbox import SandboxPayer
 from integrations.payers.stedi import StediPayer
 from integrations.payers.x12 import X12Payer
@@ -24,7 +25,6 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "PayerFactory",
     "available_payers",
-    "default_client",
     "get_payer",
 ]
 
@@ -39,20 +39,6 @@ BUILTIN_PAYERS: dict[str, PayerFactory] = {
     StediPayer.name: StediPayer,
     SandboxPayer.name: SandboxPayer,
 }
-
-
-def default_client() -> httpx.AsyncClient:
-    """The client adapters get when none is injected; its owner closes it.
-
-    Payers answer in 1-5 s typically and CORE allows 60 s, so reads wait 90 s (the
-    eligibility brief's timeouts); the pool wait matches, as a burst queues behind it.
-    """
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=10.0, read=90.0, write=10.0, pool=90.0),
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-        headers={"User-Agent": "officeflows"},
-        follow_redirects=False,
-    )
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

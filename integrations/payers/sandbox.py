@@ -139,7 +139,7 @@ def choose_scenario(request: EligibilityRequest, profile: SandboxProfile) -> Sce
         coinsurance=coinsurance,
         pcp_npi=pcp if insurance == "HM" else None,
         other_payer=other_name if other else None,
-        other_payer_id=other_id if other else None,
+        other_payer_code=other_id if other else None,
         auth_required=auth,
         corrected_data=corrected,
         aaa=aaa,

@@ -146,7 +146,7 @@ class StediPayer:
             provider = {"organizationName": request.provider_name}
         body: dict[str, Any] = {
             "controlNumber": control_number(request.trace),
-            "tradingPartnerServiceId": request.payer_id,
+            "tradingPartnerServiceId": request.payer_code,
             "provider": {**provider, "npi": request.provider_npi},
             "subscriber": _person(request.subscriber, with_member_id=True),
             "encounter": {
@@ -436,7 +436,7 @@ def _result(
         member_id=_str(patient.get("memberId")) or _str(subscriber.get("memberId")),
         # Stedi writes its own TRN; the controlNumber we sent is what correlates.
         trace=request.trace if echoed == sent_control else None,
-        payer_id=_str(payer.get("payorIdentification"))
+        payer_code=_str(payer.get("payorIdentification"))
         or _str(document.get("tradingPartnerServiceId")),
         is_dependent=dependent is not None,
         plan_name=(chosen.plan_name if chosen else None)

@@ -85,7 +85,7 @@ class X12Payer:
         mode: "raw" (default) posts the X12 as ``application/edi-x12``; "core" posts the
             CAQH CORE 2.2.0 ``multipart/form-data`` envelope.
         sender_id, receiver_id: ISA06/ISA08 and the CORE SenderID/ReceiverID;
-            ``OFFICEFLOWS`` and the payer id by default.
+            ``OFFICEFLOWS`` and the payer code by default.
         usage: ISA15, "P" (default) or "T".
         control_start: First interchange control number; random when not given.
     """
@@ -151,7 +151,7 @@ class X12Payer:
             "PayloadID": str(uuid.uuid4()),
             "TimeStamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "SenderID": self._sender,
-            "ReceiverID": self._receiver or request.payer_id,
+            "ReceiverID": self._receiver or request.payer_code,
             "CORERuleVersion": CORE_RULE_VERSION,
             "Payload": inquiry,
         }

@@ -45,7 +45,7 @@ class Scenario:
     pcp_npi: str | None = None
     pcp_name: str = "PRIMARY CARE ASSOCIATES"
     other_payer: str | None = None  # name of another payer the patient has (EB*R)
-    other_payer_id: str | None = None
+    other_payer_code: str | None = None
     auth_required: bool = False  # EB11=Y on the visit's service type
     corrected_data: bool = False  # INS04=25: the payer changed identifying data
     relationship: str = "19"  # INS02 for a dependent (19 child, 01 spouse)
@@ -221,8 +221,8 @@ def _group(person: Person) -> list[Segment]:
     return [["REF", "6P", group]] if group else []
 
 
-def _source_and_receiver(request: EligibilityRequest, payer_id: str, npi: str) -> list[Segment]:
-    payer_name = _text(request.payer_name, _NAME_LAST) or payer_id
+def _source_and_receiver(request: EligibilityRequest, payer_code: str, npi: str) -> list[Segment]:
+    payer_name = _text(request.payer_name, _NAME_LAST) or payer_code
     if request.provider_first_name:
         provider = ["NM1", "1P", "1", _text(request.provider_name, _NAME_LAST)]
         provider += [_text(request.provider_first_name, _NAME_FIRST), "", "", ""]
@@ -230,7 +230,7 @@ def _source_and_receiver(request: EligibilityRequest, payer_id: str, npi: str) -
         provider = ["NM1", "1P", "2", _text(request.provider_name, _NAME_LAST), "", "", "", ""]
     return [
         ["HL", "1", "", "20", "1"],
-        ["NM1", "PR", "2", payer_name, "", "", "", "", "PI", payer_id],
+        ["NM1", "PR", "2", payer_name, "", "", "", "", "PI", payer_code],
         ["HL", "2", "1", "21", "1"],
         [*provider, "XX", npi],
     ]
@@ -251,17 +251,19 @@ def build_270(
         request: The inquiry. A dependent goes in 2000D, with the TRN, DTP*291 and EQ there.
         interchange_control: Unique per interchange; ISA13, GS06 and ST02 derive from it.
         sender_id: ISA06/GS02, also the source of the TRN03 originating company id.
-        receiver_id: ISA08/GS03; the payer id when not given.
+        receiver_id: ISA08/GS03; the payer code when not given.
         when: Creation time stamped into ISA/GS/BHT; now (UTC) when not given.
         usage: ISA15, "P" production or "T" test.
 
     Raises:
         X12Error: A required id is empty or too long, or an argument is out of range.
     """
-    payer_id = _identifier(request.payer_id, "payer id")
+    payer_code = _identifier(request.payer_code, "payer code")
     npi = _identifier(request.provider_npi, "provider NPI")
     trace = _identifier(request.trace, "trace", _TRACE_MAX)
-    envelope = _envelope(interchange_control, sender_id, receiver_id or payer_id, when, usage, "HS")
+    envelope = _envelope(
+        interchange_control, sender_id, receiver_id or payer_code, when, usage, "HS"
+    )
     trn = ["TRN", "1", trace, _originating_id(envelope.sender)]
     inquiry = [
         ["DTP", "291", "D8", _d8(request.date_of_service)],
@@ -271,7 +273,7 @@ def build_270(
     dependent = request.dependent
     body = [
         ["BHT", "0022", "13", trace, _d8(envelope.when.date()), envelope.when.strftime("%H%M")],
-        *_source_and_receiver(request, payer_id, npi),
+        *_source_and_receiver(request, payer_code, npi),
         ["HL", "3", "2", "22", "1" if dependent else "0"],
     ]
     if dependent is None:
@@ -346,7 +348,7 @@ def _benefits(request: EligibilityRequest, scenario: Scenario) -> list[Segment]:
         ]
     if scenario.other_payer:
         payer = ["NM1", "PRP", "2", _text(scenario.other_payer, _NAME_LAST)]
-        other_id = _identifier(scenario.other_payer_id, "other payer id", required=False)
+        other_id = _identifier(scenario.other_payer_code, "other payer code", required=False)
         if other_id:
             payer += ["", "", "", "", "PI", other_id]
         segments += [_eb("R"), ["LS", "2120"], payer, ["LE", "2120"]]
@@ -381,14 +383,14 @@ def build_271(
     unknown = {loop for loop, _code, _followup in scenario.aaa} - _AAA_LOOPS
     if unknown or (request.dependent is None and any(a[0] == "2100D" for a in scenario.aaa)):
         raise X12Error("cannot build 271: scenario AAA loop is unknown or has no patient loop")
-    payer_id = _identifier(request.payer_id, "payer id")
+    payer_code = _identifier(request.payer_code, "payer code")
     npi = _identifier(request.provider_npi, "provider NPI")
     trace = _identifier(request.trace, "trace", _TRACE_MAX)
-    envelope = _envelope(interchange_control, payer_id, "OFFICEFLOWS", when, "P", "HB")
+    envelope = _envelope(interchange_control, payer_code, "OFFICEFLOWS", when, "P", "HB")
     dos = request.date_of_service
     plan_begin = scenario.plan_begin or date(dos.year, 1, 1)
     plan_end = scenario.plan_end or date(dos.year, 12, 31)
-    hl_source, nm1_payer, hl_receiver, nm1_provider = _source_and_receiver(request, payer_id, npi)
+    hl_source, nm1_payer, hl_receiver, nm1_provider = _source_and_receiver(request, payer_code, npi)
 
     body = [["BHT", "0022", "11", trace, _d8(envelope.when.date()), envelope.when.strftime("%H%M")]]
     if _aaa(scenario, "2000A") or _aaa(scenario, "2100A"):
@@ -408,7 +410,7 @@ def build_271(
     has_dependent = dependent is not None and not subscriber_aaa
     echo = [
         ["TRN", "2", trace, _originating_id("OFFICEFLOWS")],
-        ["TRN", "1", str(interchange_control), _originating_id(payer_id)],
+        ["TRN", "1", str(interchange_control), _originating_id(payer_code)],
     ]
     dates = [["DTP", "346", "D8", _d8(plan_begin)], ["DTP", "347", "D8", _d8(plan_end)]]
     body.append(["HL", "3", "2", "22", "1" if has_dependent else "0"])

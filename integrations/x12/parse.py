@@ -217,7 +217,7 @@ class _Patient:
 class _Response:
     """One 271 transaction set as read: the payer, transaction-level AAA and patient loops."""
 
-    payer_id: str | None = None
+    payer_code: str | None = None
     aaa: list[Aaa] = field(default_factory=list)  # 2000A, 2100A, 2100B
     patients: list[_Patient] = field(default_factory=list)
 
@@ -253,7 +253,7 @@ def _read_response(transaction: Transaction) -> _Response:
             raise X12Error(f"segment {position}: EB without a patient loop")
         elif tag == "NM1":
             if level == _PAYER_LEVEL and not named:
-                response.payer_id = optional(segment, 9)
+                response.payer_code = optional(segment, 9)
             named = True
         elif tag == "AAA":
             payer_loop = "2100A" if named else "2000A"
@@ -279,7 +279,7 @@ def _result(
     if patient is None:
         return EligibilityResult(
             status=CoverageStatus.UNVERIFIED,
-            payer_id=response.payer_id,
+            payer_code=response.payer_code,
             aaa=tuple(response.aaa),
         )
     subscriber = patient.subscriber
@@ -312,7 +312,7 @@ def _result(
         status=status,
         member_id=patient.member_id or (subscriber.member_id if subscriber else None),
         trace=_first(patient.traces) or (_first(subscriber.traces) if subscriber else None),
-        payer_id=response.payer_id,
+        payer_code=response.payer_code,
         is_dependent=patient.is_dependent,
         plan_name=plan_name or patient.plan_reference,
         group_number=patient.group_number or (subscriber.group_number if subscriber else None),
@@ -463,7 +463,7 @@ def _read_inquiry(transaction: Transaction, separators: Separators) -> list[Elig
         if not patient.asks:
             continue
         if not payer.get("id") or not provider.get("npi"):
-            raise X12Error("270 without a payer id or provider identifier")
+            raise X12Error("270 without a payer code or provider identifier")
         trace = patient.trace or sub.trace
         if trace is None:
             raise X12Error("270 patient loop without a TRN trace")
@@ -473,7 +473,7 @@ def _read_inquiry(transaction: Transaction, separators: Separators) -> list[Elig
         requests.append(
             EligibilityRequest(
                 trace=trace,
-                payer_id=payer["id"],
+                payer_code=payer["id"],
                 provider_npi=provider["npi"],
                 provider_name=provider["name"],
                 subscriber=sub.to_person(),

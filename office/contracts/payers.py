@@ -31,14 +31,20 @@ because that is the one case where the same request should simply be sent again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
-from office.eligibility.types import Aaa, EligibilityRequest, EligibilityResult
+if TYPE_CHECKING:
+    # Annotations only: `office.eligibility` uses this contract, so importing it here at run
+    # time would make each package wait on the other.
+    from office.eligibility.types import Aaa, EligibilityRequest, EligibilityResult
 
 __all__ = [
     "PayerAdapter",
     "PayerConfigError",
+    "PayerDirectory",
     "PayerError",
     "PayerFinalError",
     "PayerRejected",
@@ -123,5 +129,29 @@ class PayerAdapter(Protocol):
         Raises:
             PayerRetryableError, PayerRejected, PayerResponseInvalid, PayerConfigError:
                 see the tree above; nothing else escapes an adapter.
+        """
+        ...
+
+
+class PayerDirectory(Protocol):
+    """Where a batch gets the adapter for a payer; `integrations.payers` builds the real one.
+
+    The directory knows how adapters are built (which HTTP client, which settings every
+    payer of a kind shares); the caller knows only the payer's row.
+    """
+
+    def open(
+        self, adapter: str, settings: Mapping[str, Any], *, connections: int
+    ) -> AbstractAsyncContextManager[PayerAdapter]:
+        """The adapter named `adapter` for one payer, for the length of an ``async with``.
+
+        Args:
+            adapter: The payer's adapter name ("x12", "stedi", "sandbox", a plugin's).
+            settings: The payer's own adapter settings, as stored on its row.
+            connections: How many requests the caller will have in flight at once.
+
+        Raises:
+            PayerConfigError: On entering, when the name is unknown or the settings are
+                missing or invalid.
         """
         ...

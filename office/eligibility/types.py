@@ -51,7 +51,7 @@ class EligibilityRequest:
     """One inquiry: one patient, one date of service, one service type code."""
 
     trace: str  # our TRN02; the 271 is correlated on it
-    payer_id: str
+    payer_code: str  # the payer's X12 identifier (2100A NM109), as the clearinghouse knows it
     provider_npi: str
     provider_name: str  # organization name, or last name when provider_first_name is set
     subscriber: Person
@@ -145,7 +145,7 @@ class EligibilityResult:
     status: CoverageStatus
     member_id: str | None = None
     trace: str | None = None  # our TRN02 echoed back, when present
-    payer_id: str | None = None
+    payer_code: str | None = None  # the 2100A NM109 the answer names
     is_dependent: bool = False
     plan_name: str | None = None
     group_number: str | None = None
@@ -165,7 +165,7 @@ class EligibilityResult:
             "status": self.status.value,
             "member_id": self.member_id,
             "trace": self.trace,
-            "payer_id": self.payer_id,
+            "payer_code": self.payer_code,
             "is_dependent": self.is_dependent,
             "plan_name": self.plan_name,
             "group_number": self.group_number,

@@ -10,14 +10,14 @@ import asyncio
 import itertools
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import httpx
 from sqlalchemy.orm import Session
 
 from integrations.payers.base import response_from_271
@@ -87,7 +87,7 @@ def clinic(
     payer_rows = [
         Payer(
             name=f"Payer {n}",
-            payer_id=f"PAYER{n}",
+            payer_code=f"PAYER{n}",
             adapter="fake",
             concurrency_limit=concurrency,
             rate_per_second=1000.0,
@@ -201,9 +201,10 @@ FAULTS = ("5xx", "429", "timeout", "aaa42")
 class FakePayer:
     """Answers like a payer through the real 271 codec, with scripted or random faults.
 
-    `decide(request, attempt)` names the outcome of each call: "ok", "inactive", "aaa72",
-    "aaa76", "malformed", or a fault from FAULTS. The default answers every call "ok", or
-    with a random fault at `fault_rate`.
+    It is its own `PayerDirectory`: every payer opens this one adapter. `decide(request,
+    attempt)` names the outcome of each call: "ok", "inactive", "aaa72", "aaa76",
+    "malformed", or a fault from FAULTS. The default answers every call "ok", or with a
+    random fault at `fault_rate`.
     """
 
     name: ClassVar[str] = "fake"
@@ -226,17 +227,23 @@ class FakePayer:
         self.requests: dict[str, EligibilityRequest] = {}
         self.in_flight = 0
         self.max_in_flight = 0
-        self.configs: list[Mapping[str, Any]] = []
-        self.clients: list[httpx.AsyncClient | None] = []
+        self.settings: list[Mapping[str, Any]] = []
+        self.connections: list[int] = []
+        self.open_now = 0
         self._control = itertools.count(1)
 
-    def factory(
-        self, name: str, *, config: Mapping[str, Any], client: httpx.AsyncClient | None = None
-    ) -> FakePayer:
-        assert name == "fake"
-        self.configs.append(config)
-        self.clients.append(client)
-        return self
+    @asynccontextmanager
+    async def open(
+        self, adapter: str, settings: Mapping[str, Any], *, connections: int
+    ) -> AsyncIterator[FakePayer]:
+        assert adapter == "fake"
+        self.settings.append(settings)
+        self.connections.append(connections)
+        self.open_now += 1
+        try:
+            yield self
+        finally:
+            self.open_now -= 1
 
     def _random(self, _request: EligibilityRequest, _attempt: int) -> str:
         if self.rng.random() < self.fault_rate:

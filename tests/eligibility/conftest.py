@@ -7,13 +7,15 @@ a second harness here would nest inside it and kill the shared server when it ex
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime
 
 import pytest
 from sqlalchemy import Engine
 
 import flows.eligibility as eligibility_flows
 from flows import runtime
-from office.eligibility.service import RetryPolicy
+from office.eligibility import BatchConfig, RetryPolicy
 from office.settings import Settings
 from tests.eligibility.builders import FakePayer
 
@@ -32,10 +34,19 @@ def office_app(
 
 @pytest.fixture
 def fake_payer(monkeypatch: pytest.MonkeyPatch) -> FakePayer:
-    """Every payer answers through this fake; batch retries come at once."""
+    """Every payer answers through this fake; batch retries come at once.
+
+    The flow's one seam, `batch_config`, still builds the batch's parameters from the
+    settings; only the payer directory and the waiting are swapped.
+    """
     fake = FakePayer()
-    monkeypatch.setattr(eligibility_flows, "adapter_factory", fake.factory)
-    monkeypatch.setattr(eligibility_flows, "retry_policy", NO_WAIT)
+    production = eligibility_flows.batch_config
+
+    def batch_config(settings: Settings, *, final: bool, now: datetime | None) -> BatchConfig:
+        config = production(settings, final=final, now=now)
+        return replace(config, payers=fake, policy=NO_WAIT)
+
+    monkeypatch.setattr(eligibility_flows, "batch_config", batch_config)
     quick = eligibility_flows.check_payer_batch.with_options(
         retry_delay_seconds=0, retry_jitter_factor=None
     )

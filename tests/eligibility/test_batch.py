@@ -6,7 +6,8 @@ import asyncio
 import random
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -16,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from office.contracts.payers import PayerConfigError
 from office.db import transaction
-from office.eligibility.service import (
+from office.eligibility import (
     AnswersNotStored,
+    BatchConfig,
     BatchOutcome,
     RetryPolicy,
     TokenBucket,
@@ -67,6 +69,25 @@ def prepare(
     return payer_id, ids
 
 
+def config(
+    settings: Settings,
+    payers: Any,
+    *,
+    final: bool = True,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    policy: RetryPolicy = QUICK,
+) -> BatchConfig:
+    return BatchConfig.from_settings(
+        settings,
+        payers=payers,
+        final=final,
+        now=NOW,
+        policy=policy,
+        sleep=sleep or Sleeps(),
+        rng=random.Random(1),
+    )
+
+
 def run(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -78,20 +99,8 @@ def run(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     policy: RetryPolicy = QUICK,
 ) -> BatchOutcome:
-    return asyncio.run(
-        run_batch(
-            factory,
-            settings,
-            payer_id,
-            ids,
-            adapters=fake.factory,
-            final=final,
-            policy=policy,
-            now=NOW,
-            sleep=sleep or Sleeps(),
-            rng=random.Random(1),
-        )
-    )
+    batch = config(settings, fake, final=final, sleep=sleep, policy=policy)
+    return asyncio.run(run_batch(factory, payer_id, ids, batch))
 
 
 def checks(factory: sessionmaker[Session]) -> list[EligibilityCheck]:
@@ -129,7 +138,8 @@ def test_answers_are_stored_with_result_raw_and_figures(
     assert set(fake.requests) == {row.trace for row in rows}
     # The default sandbox-like answer is an HMO-free PPO with the copay on file: no alerts.
     assert work(factory) == []
-    assert fake.clients[0] is not None
+    # The adapter was opened once, with the payer's own settings and its concurrency.
+    assert (fake.settings, fake.connections, fake.open_now) == ([{}], [4], 0)
 
 
 def test_faults_end_verified_or_unverified_with_one_work_item(
@@ -279,13 +289,16 @@ def test_unconfigured_payer_records_every_check_then_raises(
 ) -> None:
     payer_id, ids = prepare(factory, 3)
 
-    def broken(name: str, **_kwargs: Any) -> FakePayer:
-        raise PayerConfigError("payer adapter 'fake' needs setting 'url'")
+    class Unconfigured:
+        @asynccontextmanager
+        async def open(
+            self, adapter: str, settings: Mapping[str, Any], *, connections: int
+        ) -> AsyncIterator[FakePayer]:
+            raise PayerConfigError("payer adapter 'fake' needs setting 'url'")
+            yield FakePayer()  # pragma: no cover - never reached
 
     with pytest.raises(PayerConfigError):
-        asyncio.run(
-            run_batch(factory, settings, payer_id, ids, adapters=broken, final=True, now=NOW)
-        )
+        asyncio.run(run_batch(factory, payer_id, ids, config(settings, Unconfigured())))
     assert {row.status for row in checks(factory)} == {CheckStatus.UNVERIFIED}
     assert [i.detail["reason"] for i in work(factory)] == ["payer_config"] * 3
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from app.cli_eligibility import eligibility_app
 from flows import runtime
 from office.db import transaction
-from office.eligibility.service import local_today
+from office.eligibility import local_today
 from office.models import AppointmentStatus
 from office.settings import Settings
 from tests.eligibility.builders import ZONE, FakePayer, appointment, clinic, days, patient
@@ -127,3 +127,16 @@ def test_run_and_check_run_the_flows(
     skipped = runner.invoke(eligibility_app, ["check", str(gone)])
     assert skipped.exit_code == 1
     assert "was not checked" in skipped.stderr
+
+
+def test_run_refuses_a_database_that_is_not_upgraded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OFFICE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OFFICE_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    result = runner.invoke(eligibility_app, ["run"])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: the database is not up to date: run `office db upgrade` first\n"
+    )

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import transaction
-from office.eligibility.service import (
+from office.eligibility import (
     Due,
-    MissingSubscriber,
-    adapter_config,
-    build_request,
+    Inquiries,
+    Inquiry,
+    PayerRef,
     local_today,
     new_trace,
     record_pending,
@@ -21,19 +22,11 @@ from office.eligibility.service import (
     select_due,
     select_refresh,
 )
-from office.models import (
-    AppointmentStatus,
-    CheckStatus,
-    Coverage,
-    EligibilityCheck,
-    Patient,
-    Payer,
-    Provider,
-)
-from office.settings import Settings
+from office.models import AppointmentStatus, CheckStatus, EligibilityCheck
 from tests.eligibility.builders import (
     DOB,
     NOW,
+    RENDERING_NPI,
     TODAY,
     ZONE,
     Clinic,
@@ -284,96 +277,78 @@ def test_same_run_again_reuses_pending_and_skips_answered(factory: sessionmaker[
 # --- the inquiry ------------------------------------------------------------------------------
 
 
-def _rows(
-    factory: sessionmaker[Session], patient_id: int, coverage_id: int
-) -> tuple[Payer, Provider, Coverage, Patient]:
-    with factory() as session:
-        cover = session.get(Coverage, coverage_id)
-        person = session.get(Patient, patient_id)
-        assert cover is not None
-        assert person is not None
-        payer = session.get(Payer, cover.payer_id)
-        provider = session.scalars(select(Provider)).one()
-        assert payer is not None
-        return payer, provider, cover, person
+def inquiries(factory: sessionmaker[Session], *indexes: int, **kinds: str) -> list[Inquiry]:
+    """Record a check for a visit of each patient `index` (relationship by `kinds`), then read
+    the batch's inquiries back the way `run_batch` does."""
+    with transaction(factory) as session:
+        place = clinic(session)
+        for index in indexes:
+            relationship = kinds.get(f"p{index}", "18")
+            subscriber_name = kinds.get(f"p{index}_subscriber") != "none"
+            person, _ = patient(
+                session, place, index, relationship=relationship, subscriber_name=subscriber_name
+            )
+            appointment(session, place, person, day=TODAY + days(1))
+        [(payer_id, ids)] = record_pending(session, due(session), run_key="r", now=NOW).items()
+    payer = PayerRef(payer_id, "PAYER0", "Payer 0")
+    found = Inquiries(factory, payer, ids, today=TODAY, deductible_threshold=Decimal(1000))
+    return list(found)
 
 
 def test_request_for_the_subscriber(factory: sessionmaker[Session]) -> None:
-    with transaction(factory) as session:
-        place = clinic(session)
-        person, cover = patient(session, place, 7)
-    payer, provider, coverage_row, patient_row = _rows(factory, person, cover)
-    request = build_request(
-        "TRACE1234567890",
-        payer=payer,
-        provider=provider,
-        coverage=coverage_row,
-        patient=patient_row,
-        date_of_service=TODAY,
-        service_type="98",
-    )
+    [inquiry] = inquiries(factory, 7)
+    request = inquiry.request
+    assert request is not None
     assert request.dependent is None
     assert request.subscriber.member_id == member_id(7)
     assert request.subscriber.first_name == first_name(7)
     assert request.subscriber.date_of_birth == DOB
     assert request.subscriber.group_number == "GRP77"
-    assert (request.payer_id, request.provider_npi) == ("PAYER0", provider.npi)
-    assert (request.provider_name, request.provider_first_name) == ("Lovelace", "Ada")
+    assert (request.payer_code, request.payer_name) == ("PAYER0", "Payer 0")
+    assert (request.provider_npi, request.provider_name) == (RENDERING_NPI, "Lovelace")
+    assert request.provider_first_name == "Ada"
+    assert (request.date_of_service, request.service_type) == (TODAY + days(1), "98")
+    assert inquiry.entity[0] == "appointment"
+    assert inquiry.due_at is not None
+    assert inquiry.context.copay_on_file == Decimal("25")
+    assert inquiry.context.deductible_threshold == Decimal(1000)
 
 
 def test_request_for_a_dependent_puts_the_patient_under_the_subscriber(
     factory: sessionmaker[Session],
 ) -> None:
-    with transaction(factory) as session:
-        place = clinic(session)
-        person, cover = patient(session, place, 8, relationship="19")
-        orphan, bare = patient(session, place, 9, relationship="19", subscriber_name=False)
-    payer, provider, coverage_row, patient_row = _rows(factory, person, cover)
-    request = build_request(
-        "TRACE1234567890",
-        payer=payer,
-        provider=provider,
-        coverage=coverage_row,
-        patient=patient_row,
-        date_of_service=TODAY,
-        service_type="30",
-    )
+    dependent, orphan = inquiries(factory, 8, 9, p8="19", p9="19", p9_subscriber="none")
+    request = dependent.request
+    assert request is not None
     assert request.subscriber.first_name == "Subscriberia008"
     assert request.subscriber.member_id == member_id(8)
     assert request.subscriber.date_of_birth == date(1950, 3, 4)
     assert request.dependent is not None
     assert request.dependent.first_name == first_name(8)
     assert request.dependent.member_id is None
-    payer, provider, coverage_row, patient_row = _rows(factory, orphan, bare)
-    with pytest.raises(MissingSubscriber) as raised:
-        build_request(
-            "TRACE1234567890",
-            payer=payer,
-            provider=provider,
-            coverage=coverage_row,
-            patient=patient_row,
-            date_of_service=TODAY,
-            service_type="30",
+    # No subscriber's name, no inquiry: the reason names the coverage, not the patient.
+    assert orphan.request is None
+    assert orphan.problem is not None
+    assert "subscriber" in orphan.problem
+    assert first_name(9) not in orphan.problem
+
+
+def test_answered_checks_are_not_read_again(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        place = clinic(session)
+        for index in (1, 2):
+            person, _ = patient(session, place, index)
+            appointment(session, place, person, day=TODAY + days(1))
+        [(payer_id, ids)] = record_pending(session, due(session), run_key="r", now=NOW).items()
+        session.execute(
+            update(EligibilityCheck)
+            .where(EligibilityCheck.id == ids[0])
+            .values(status=CheckStatus.ACTIVE, checked_at=NOW)
         )
-    assert first_name(9) not in str(raised.value)
-
-
-def test_adapter_config_defaults_only_for_x12(tmp_path: object) -> None:
-    settings = Settings(
-        clearinghouse_url="https://clearinghouse.test/270",
-        clearinghouse_auth="sekrit",  # type: ignore[arg-type]
-    )
-    x12 = Payer(name="A", payer_id="A", adapter="x12", adapter_settings={"mode": "multipart"})
-    assert adapter_config(x12, settings) == {
-        "url": "https://clearinghouse.test/270",
-        "auth_header": "Authorization",
-        "auth_value": "sekrit",
-        "mode": "multipart",
-    }
-    own = Payer(name="B", payer_id="B", adapter="x12", adapter_settings={"url": "https://b.test"})
-    assert adapter_config(own, settings)["url"] == "https://b.test"
-    sandbox = Payer(name="C", payer_id="C", adapter="sandbox", adapter_settings={"latency_ms": 5})
-    assert adapter_config(sandbox, settings) == {"latency_ms": 5}
+    payer = PayerRef(payer_id, "PAYER0", "Payer 0")
+    found = Inquiries(factory, payer, ids, today=TODAY, deductible_threshold=Decimal(1000))
+    assert len(found) == 2
+    assert [inquiry.check_id for inquiry in found] == ids[1:]
 
 
 def test_trace_is_unique_and_sized_for_trn02() -> None:

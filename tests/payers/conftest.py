@@ -64,7 +64,7 @@ def make_request(
 ) -> EligibilityRequest:
     return EligibilityRequest(
         trace=trace,
-        payer_id="60054",
+        payer_code="60054",
         provider_npi="1234567893",
         provider_name="TESTCLINIC",
         subscriber=Person(

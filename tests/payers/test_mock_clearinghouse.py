@@ -1,4 +1,4 @@
-"""bench/mock_clearinghouse.py as a real subprocess on loopback, driven by the x12 adapter."""
+"""testkit/mock_clearinghouse.py as a real subprocess on loopback, driven by the x12 adapter."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench.mock_clearinghouse import running
 from integrations.payers import get_payer
 from office.contracts.payers import PayerRejected, PayerRetryableError
 from office.eligibility.types import CoverageStatus
+from testkit.mock_clearinghouse import running
 
 from .conftest import make_request
 

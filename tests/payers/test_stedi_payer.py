@@ -158,7 +158,7 @@ async def test_a_rich_answer_maps_onto_the_normalized_result() -> None:
     assert response.raw_format == "json"
     assert json.loads(response.raw)["controlNumber"] == control_number("TR")
     assert result.status is CoverageStatus.ACTIVE
-    assert (result.member_id, result.trace, result.payer_id) == (MEMBER_ID, "TR", "60054")
+    assert (result.member_id, result.trace, result.payer_code) == (MEMBER_ID, "TR", "60054")
     assert (result.plan_name, result.insurance_type, result.group_number) == (
         "SILVER HMO",
         "HM",

@@ -84,7 +84,11 @@ async def test_raw_mode_posts_the_270_as_edi_with_the_auth_header() -> None:
     assert text.startswith("ISA*")
     assert "*000000041*" in text[:110]
     (inquiry,) = parse_270(text)
-    assert (inquiry.trace, inquiry.member_id, inquiry.payer_id) == ("TRACE-RAW", MEMBER_ID, "60054")
+    assert (inquiry.trace, inquiry.member_id, inquiry.payer_code) == (
+        "TRACE-RAW",
+        MEMBER_ID,
+        "60054",
+    )
     assert response.raw.startswith("ISA*")
     assert response.raw_format == "x12"
     assert response.result.trace == "TRACE-RAW"
@@ -120,7 +124,7 @@ async def test_core_mode_posts_the_caqh_core_envelope() -> None:
     assert fields["ProcessingMode"] == "RealTime"
     assert fields["CORERuleVersion"] == "2.2.0"
     assert fields["SenderID"] == "CLINIC01"
-    assert fields["ReceiverID"] == "60054"  # the payer id when no receiver_id is set
+    assert fields["ReceiverID"] == "60054"  # the payer code when no receiver_id is set
     uuid.UUID(fields["PayloadID"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", fields["TimeStamp"])
     (inquiry,) = parse_270(fields["Payload"])

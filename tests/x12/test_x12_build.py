@@ -41,7 +41,7 @@ SUBSCRIBER = Person(
 DEPENDENT = Person(first_name="Mary", last_name="Smith", date_of_birth=date(2010, 10, 14), sex="F")
 REQUEST = EligibilityRequest(
     trace="chk-000123",
-    payer_id="842610001",
+    payer_code="842610001",
     provider_npi="1234567893",
     provider_name="Bone and Joint Clinic",
     subscriber=SUBSCRIBER,
@@ -193,7 +193,7 @@ def test_270_reads_back_as_the_same_request() -> None:
 @pytest.mark.parametrize(
     ("changes", "kwargs", "message"),
     [
-        ({"payer_id": ""}, {}, "payer id is empty"),
+        ({"payer_code": ""}, {}, "payer code is empty"),
         ({"provider_npi": "*~"}, {}, "provider NPI is empty"),
         ({"trace": "x" * 51}, {}, "trace is longer than 50"),
         ({"subscriber": dataclasses.replace(SUBSCRIBER, member_id="9" * 81)}, {}, "member id"),
@@ -201,7 +201,7 @@ def test_270_reads_back_as_the_same_request() -> None:
         ({}, {"interchange_control": 1_000_000_000}, "control number"),
         ({}, {"usage": "X"}, "usage indicator"),
         ({}, {"sender_id": "S" * 16}, "sender id is longer than 15"),
-        ({"payer_id": "P" * 16}, {}, "receiver id is longer than 15"),
+        ({"payer_code": "P" * 16}, {}, "receiver id is longer than 15"),
     ],
 )
 def test_270_refuses_what_it_cannot_encode(
@@ -230,7 +230,7 @@ def test_parse_270_reads_the_lfh_subscriber_inquiry() -> None:
     (request,) = parse_270(
         (SAMPLES / "LinuxForHealth__x12__subscriber-health-benefit-check.270").read_bytes()
     )
-    assert (request.trace, request.payer_id, request.provider_npi) == (
+    assert (request.trace, request.payer_code, request.provider_npi) == (
         "93175-012547",
         "842610001",
         "2000035",
@@ -276,7 +276,7 @@ def test_parse_270_refuses_a_271() -> None:
 def test_271_active_with_copay_deductible_coinsurance() -> None:
     (result,) = answer(REQUEST, Scenario())
     assert result.status == CoverageStatus.ACTIVE
-    assert (result.trace, result.member_id, result.payer_id) == (
+    assert (result.trace, result.member_id, result.payer_code) == (
         "chk-000123",
         "11122333301",
         "842610001",
@@ -382,7 +382,7 @@ def test_271_corrected_data(request_: EligibilityRequest) -> None:
 
 
 def test_271_other_payer() -> None:
-    (result,) = answer(REQUEST, Scenario(other_payer="MEDICARE", other_payer_id="CMS01"))
+    (result,) = answer(REQUEST, Scenario(other_payer="MEDICARE", other_payer_code="CMS01"))
     assert result.other_payers == (
         Entity(role="PRP", name="MEDICARE", id_qualifier="PI", identifier="CMS01"),
     )

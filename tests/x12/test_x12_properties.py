@@ -133,7 +133,7 @@ def requests(draw: st.DrawFn) -> EligibilityRequest:
     dependent = draw(st.none() | st.builds(Person, first_name=names, last_name=names))
     request = EligibilityRequest(
         trace=draw(ids),
-        payer_id=draw(ids),
+        payer_code=draw(ids),
         provider_npi=draw(ids),
         provider_name=draw(names),
         provider_first_name=draw(st.none() | names.filter(lambda n: bool(cleaned_name(n)))),
@@ -143,7 +143,7 @@ def requests(draw: st.DrawFn) -> EligibilityRequest:
         payer_name=draw(names),
         dependent=dependent,
     )
-    assume(all(removed(v) for v in (request.trace, request.payer_id, request.provider_npi)))
+    assume(all(removed(v) for v in (request.trace, request.payer_code, request.provider_npi)))
     return request
 
 
@@ -164,7 +164,7 @@ def test_build_270_reads_back_with_cleaned_values(
 
     (back,) = parse_270(text)
     assert back.trace == removed(request.trace)
-    assert back.payer_id == removed(request.payer_id)
+    assert back.payer_code == removed(request.payer_code)
     assert back.provider_npi == removed(request.provider_npi)
     assert back.member_id == (removed(request.subscriber.member_id or "") or None)
     assert back.subscriber.last_name == cleaned_name(request.subscriber.last_name)
@@ -184,6 +184,6 @@ def test_build_271_answers_read_back_active(request: EligibilityRequest, control
     (result,) = parse_271(text, service_type=request.service_type)
     assert result.status == CoverageStatus.ACTIVE
     assert result.trace == removed(request.trace)
-    assert result.payer_id == removed(request.payer_id)
+    assert result.payer_code == removed(request.payer_code)
     assert result.member_id == (removed(request.subscriber.member_id or "") or None)
     assert result.is_dependent == (request.dependent is not None)

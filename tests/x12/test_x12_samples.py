@@ -101,7 +101,7 @@ def test_270_samples_are_refused_as_271(name: str) -> None:
 def test_lfh_subscriber_tr3_example() -> None:
     r = only("LinuxForHealth__x12__subscriber-health-benefit-check.271")
     assert r.status == ACTIVE
-    assert (r.member_id, r.trace, r.payer_id) == ("123456789", "93175-012547", "841610001")
+    assert (r.member_id, r.trace, r.payer_code) == ("123456789", "93175-012547", "841610001")
     assert r.plan_name == "GOLD 123 PLAN"
     assert r.plan_begin == date(2006, 1, 1)
     assert r.is_dependent is False
@@ -177,7 +177,7 @@ def test_validation_for_source_payer_unable_to_respond() -> None:
     r = only("Inteligenz__X12Parser__ValidationForSource.txt")
     assert r.status == UNVERIFIED
     assert r.member_id is None
-    assert r.payer_id is None
+    assert r.payer_code is None
     assert aaa_summary(r) == [("2000A", "42", "Y")]
     assert r.aaa[0].action == AaaAction.RETRY_LATER
 
@@ -239,7 +239,7 @@ def test_validation_on_all_subscriber_and_dependent() -> None:
 def test_cms_hets_medicare_layout() -> None:
     r = only("Inteligenz__X12Parser__Example3_CMS_HETS.txt")
     assert r.status == ACTIVE
-    assert (r.member_id, r.trace, r.payer_id) == ("HICN", "TRACKNUM", "CMS")
+    assert (r.member_id, r.trace, r.payer_code) == ("HICN", "TRACKNUM", "CMS")
     assert r.insurance_type == "MA"
     assert r.payer_corrected_data is True
     assert [b.insurance_type for b in find(r, "1")] == ["MA", "MB"]
@@ -352,7 +352,7 @@ def test_slott56_dependent_rejection_reports_the_subscriber_only() -> None:
     r = only("slott56__TigerShark__271-example-dependent-rejection.txt")
     assert r.is_dependent is False
     assert r.member_id == "R11111111"
-    assert r.payer_id == "10319"
+    assert r.payer_code == "10319"
     assert aaa_summary(r) == [("2100C", "72", "N")]
 
 

@@ -1,6 +1,6 @@
-"""A loopback clearinghouse: answers 270 POSTs with 271s after a set latency, for benchmarks.
+"""A loopback clearinghouse for benchmarks and tests: answers 270 POSTs with 271s, a bit later.
 
-    python bench/mock_clearinghouse.py --port 0 --latency-ms 200 --fault-rate 0.0
+    python testkit/mock_clearinghouse.py --port 0 --latency-ms 200 --fault-rate 0.0
 
 It takes a raw X12 body or a CAQH CORE 2.2.0 multipart envelope and answers in kind.
 Answers come from the real codec (parse_270, then build_271 with the sandbox payer's
@@ -239,7 +239,7 @@ def running(
     try:
         yield _await_listening(process, startup_timeout)
     finally:
-        from bench.processes import stop  # here: this file also runs as a script
+        from testkit.processes import stop  # here: this file also runs as a script
 
         stop(process, timeout=15)
         if process.stdout is not None:

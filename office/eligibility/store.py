@@ -1,0 +1,222 @@
+"""Storing answers: what each check ended as, and the work items its alerts open.
+
+An `Answer` is made from the payer's response (`answered`) or from the reason there is
+none (`failed`); `Recorder` writes answers in small transactions as they arrive, each
+check's row together with the work items it raises, so a crash loses at most the last
+few and those checks stay pending for a retried batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from office.contracts.payers import PayerResponse
+from office.eligibility.alerts import Alert, alerts_for, deductible_remaining, visit_copay
+from office.eligibility.inquiry import Inquiry
+from office.eligibility.types import CoverageStatus, EligibilityResult
+from office.ledgers.work import WorkNeeded, open_work_items
+from office.models import CheckStatus, EligibilityCheck
+from office.writes import Writer
+
+__all__ = [
+    "Answer",
+    "AnswersNotStored",
+    "Recorder",
+    "answered",
+    "failed",
+    "store_answers",
+]
+
+_STATUS = {
+    CoverageStatus.ACTIVE: CheckStatus.ACTIVE,
+    CoverageStatus.INACTIVE: CheckStatus.INACTIVE,
+    CoverageStatus.UNVERIFIED: CheckStatus.UNVERIFIED,
+}
+
+
+class AnswersNotStored(RuntimeError):
+    """The database refused a batch of answers; those checks stay pending for a retry."""
+
+    def __init__(self, count: int, kind: str) -> None:
+        super().__init__(f"could not store {count} eligibility answers ({kind})")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What to store for one check; alerts become work items in the same transaction."""
+
+    check_id: int
+    status: CheckStatus
+    attempts: int
+    checked_at: datetime | None
+    entity: tuple[str, int]
+    due_at: datetime | None
+    result: EligibilityResult | None = None
+    raw: str | None = None
+    raw_format: str | None = None
+    error: str | None = None
+    copay: Decimal | None = None
+    deductible_remaining: Decimal | None = None
+    plan_end: date | None = None
+    alerts: tuple[Alert, ...] = ()
+
+    def work(self) -> Iterator[WorkNeeded]:
+        """A work item per alert, about the visit (or the patient, for a refresh)."""
+        entity, entity_id = self.entity
+        for alert in self.alerts:
+            yield WorkNeeded(
+                kind=alert.kind.value,
+                entity=entity,
+                entity_id=entity_id,
+                summary=alert.summary,
+                role=alert.role,
+                due_at=self.due_at,
+                detail={"check_id": self.check_id, **alert.detail},
+            )
+
+    def row(self) -> dict[str, Any]:
+        """The check's columns as this answer leaves them."""
+        row: dict[str, Any] = {
+            "id": self.check_id,
+            "status": self.status,
+            "attempts": self.attempts,
+            "error": self.error,
+        }
+        if self.status is not CheckStatus.PENDING:
+            row.update(
+                checked_at=self.checked_at,
+                raw=self.raw,
+                raw_format=self.raw_format,
+                result=self.result.to_json() if self.result is not None else None,
+                copay=self.copay,
+                deductible_remaining=self.deductible_remaining,
+                plan_end=self.plan_end,
+            )
+        return row
+
+
+def answered(
+    inquiry: Inquiry,
+    at: datetime,
+    response: PayerResponse,
+    attempts: int,
+    *,
+    exhausted: bool = False,
+) -> Answer:
+    """The payer's answer, with the figures it gives and the alerts it raises."""
+    result = response.result
+    context = replace(inquiry.context, retries_exhausted=True) if exhausted else inquiry.context
+    ends = [d for d in (result.plan_end, result.eligibility_end) if d is not None]
+    return Answer(
+        check_id=inquiry.check_id,
+        status=_STATUS[result.status],
+        attempts=inquiry.attempts + attempts,
+        checked_at=at,
+        entity=inquiry.entity,
+        due_at=inquiry.due_at,
+        result=result,
+        raw=response.raw,
+        raw_format=response.raw_format,
+        copay=visit_copay(result, context.service_type),
+        deductible_remaining=deductible_remaining(result),
+        plan_end=min(ends) if ends else None,
+        alerts=tuple(alerts_for(result, context)),
+    )
+
+
+def failed(
+    inquiry: Inquiry,
+    at: datetime,
+    alert: Alert,
+    error: str,
+    attempts: int,
+    *,
+    status: CheckStatus = CheckStatus.UNVERIFIED,
+    response: PayerResponse | None = None,
+    raw: str | None = None,
+) -> Answer:
+    """No usable answer: the check is unverified (or error), with exactly one alert."""
+    return Answer(
+        check_id=inquiry.check_id,
+        status=status,
+        attempts=inquiry.attempts + attempts,
+        checked_at=at,
+        entity=inquiry.entity,
+        due_at=inquiry.due_at,
+        raw=response.raw if response is not None else raw,
+        raw_format=response.raw_format if response is not None else None,
+        error=error,
+        alerts=(alert,),
+    )
+
+
+def store_answers(session: Session, answers: Sequence[Answer]) -> None:
+    """Write answers and the work items they raise, in the caller's transaction."""
+    session.execute(update(EligibilityCheck), [answer.row() for answer in answers])
+    open_work_items(session, (need for answer in answers for need in answer.work()))
+
+
+class Recorder:
+    """Stores answers as they arrive, through one `Writer`, without stalling the requests.
+
+    Answers are written once `max_rows` wait or `max_wait` seconds after the first, so a
+    crash loses at most those; their checks are still pending and a retried batch asks
+    again. The first failure is raised by the next `add`, or by `close`.
+    """
+
+    def __init__(self, writer: Writer, *, max_rows: int = 100, max_wait: float = 0.2) -> None:
+        self._writer = writer
+        self._max_rows = max_rows
+        self._max_wait = max_wait
+        self._queue: list[Answer] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._error: BaseException | None = None
+
+    def add(self, answer: Answer) -> None:
+        """Queue one answer; the queue is written when full or `max_wait` after its first."""
+        self._raise_failure()
+        self._queue.append(answer)
+        if len(self._queue) >= self._max_rows:
+            self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._max_wait, self._flush)
+
+    async def close(self) -> None:
+        """Write what is queued and wait for every write; raise the first failure."""
+        self._flush()
+        await self._writer.drain()
+        self._raise_failure()
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._queue = self._queue, []
+        if not batch or self._error is not None:
+            return
+        write = self._writer.submit(store_answers, batch)
+        write.add_done_callback(functools.partial(self._stored, len(batch)))
+
+    def _stored(self, count: int, write: asyncio.Future[None]) -> None:
+        if write.cancelled() or write.exception() is None or self._error is not None:
+            return
+        error = write.exception()
+        if isinstance(error, SQLAlchemyError):
+            # SQLAlchemy puts the statement's parameters (raw 271s, names) in its message, and
+            # Prefect records whatever a task raises: keep the kind, drop the text.
+            error = AnswersNotStored(count, type(error).__name__)
+        self._error = error
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
