@@ -48,6 +48,7 @@ __all__ = [
     "InboxStatus",
     "LinkUse",
     "Location",
+    "LoginThrottle",
     "MailAckSender",
     "MailMessage",
     "MailStatus",
@@ -55,10 +56,14 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "Patient",
+    "PatientAccess",
     "Payer",
     "Practice",
     "Provider",
     "Staff",
+    "StaffLogin",
+    "StaffLoginLink",
+    "StaffSession",
     "StaffStatus",
     "WorkItem",
     "WorkStatus",
@@ -600,3 +605,78 @@ class MailAckSender(Base):
     address: Mapped[str] = mapped_column(String(254), primary_key=True)
     last_ack_at: Mapped[datetime] = mapped_column()
     mail_id: Mapped[int] = mapped_column(ForeignKey("mail_messages.id"))
+
+
+# --- the staff board: logins, sessions, throttling, access records (migration 0006) ---------
+
+
+class StaffLogin(Base):
+    """One person's sign-in to the staff board; the password is kept only as an argon2 hash."""
+
+    __tablename__ = "staff_logins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # lower case
+    role: Mapped[str] = mapped_column(String(40))  # a work-item role; office_manager sees all
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    password_hash: Mapped[str | None] = mapped_column(String(200))  # None until first set
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    password_set_at: Mapped[datetime | None] = mapped_column()
+
+
+class StaffLoginLink(Base):
+    """A one-time link that sets a login's password: stored hashed, expiring, used once."""
+
+    __tablename__ = "staff_login_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login_id: Mapped[int] = mapped_column(ForeignKey("staff_logins.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+
+
+class StaffSession(Base):
+    """A signed-in browser: the cookie's token is stored hashed, with when it was last used."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login_id: Mapped[int] = mapped_column(ForeignKey("staff_logins.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client: Mapped[str | None] = mapped_column(String(64))  # the address it signed in from
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()  # the absolute lifetime, whatever the use
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins counted per account or client address, and the lockout they earned.
+
+    `key` is a SHA-256 of the email typed or the address, so a typo never sits in the table.
+    """
+
+    __tablename__ = "staff_login_throttles"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # "account" or "client"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    window_started_at: Mapped[datetime] = mapped_column()
+    locked_until: Mapped[datetime | None] = mapped_column()
+
+
+class PatientAccess(Base):
+    """Who saw which patient's data on the staff board, and when (45 CFR 164.312(b))."""
+
+    __tablename__ = "patient_access"
+    __table_args__ = (Index("ix_patient_access_patient_at", "patient_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login_id: Mapped[int] = mapped_column(ForeignKey("staff_logins.id"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    page: Mapped[str] = mapped_column(String(40))  # "today", "visit", ...
+    client: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
