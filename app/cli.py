@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.cli_eligibility import eligibility_app
 from app.cli_mail import mail_app
 from app.cli_reminders import reminders_app
+from app.cli_staff import audit_app, staff_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
 from app.prefect_server import PrefectStartError
 from office.db import make_engine, make_sessionmaker
@@ -54,6 +55,8 @@ app.add_typer(inbox_app, name="inbox")
 app.add_typer(eligibility_app, name="eligibility")
 app.add_typer(reminders_app, name="reminders")
 app.add_typer(mail_app, name="mail")
+app.add_typer(staff_app, name="staff")
+app.add_typer(audit_app, name="audit")
 
 
 class CliError(Exception):

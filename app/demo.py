@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.board.demo_logins import add_demo_logins
 from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
 from office.db import make_engine, make_sessionmaker, transaction
 from office.home import make_private_dir
@@ -105,6 +106,7 @@ def run_demo(
             f"{counts.payers} payers, {counts.appointments} appointments at {counts.locations} "
             f"locations, {counts.staff} staff"
         )
+        add_demo_logins(settings, factory, console=console, now=now)
         reports: list[FlowReport] = []
         if run_flows:
             from app.prefect_handoff import run_demo_flows

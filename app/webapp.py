@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.board import Recheck, board_router
 from app.links_web import link_router
 from office.db import transaction
 from office.ledgers import store_inbound
@@ -47,14 +48,18 @@ def create_app(
     factory: sessionmaker[Session],
     *,
     dispatcher: Dispatcher | None = None,
+    recheck: Recheck | None = None,
 ) -> FastAPI:
-    """Build the ASGI app around an existing session factory and an optional dispatcher."""
+    """Build the ASGI app around an existing session factory and an optional dispatcher
+    (stored webhooks) and `recheck` (the staff board's eligibility button; Prefect's when None).
+    """
     secret = settings.require_webhook_secret()
     # No schema or docs pages: the public app tells a stranger nothing about its routes.
     app = FastAPI(title="officeflows intake", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.factory = factory
     app.include_router(link_router(settings, factory))
+    app.include_router(board_router(settings, factory, recheck=recheck), prefix="/staff")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
