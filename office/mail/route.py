@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, case, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from office.clock import chunks
 from office.db import transaction
-from office.ledgers import enqueue_outbox, open_work_item
+from office.ledgers import enqueue_outbox
+from office.ledgers.work import WorkNeeded, open_work_items
 from office.mail.acknowledge import ack_recipient, ack_refusal
 from office.mail.bounces import apply_bounce
 from office.mail.classify import TRIAGE_QUEUE, TRIAGE_RULE, Decision, classify
 from office.mail.parse import Parsed, Unreadable, parse_mail
-from office.mail.patients import find_patient
+from office.mail.patients import find_patients
 from office.models import (
     Channel,
     MailAckSender,
@@ -53,6 +56,7 @@ __all__ = [
 ACK_KIND = "mail_ack"
 FORWARD_KIND = "mail_forward"
 BATCH = 200
+_ACK_SENDERS: Table = MailAckSender.__table__  # type: ignore[assignment]
 _FIRST_ACTIONS = frozenset({"route", "triage", "spam", "quarantine"})
 
 
@@ -154,51 +158,53 @@ def route_rows(
     ).all()
     updates: list[dict[str, Any]] = []
     outbox: list[dict[str, Any]] = []
+    work: list[WorkNeeded] = []
     staff = _StaffLookup(session)
+    acts: list[_Act] = []
     for row in rows:
         parsed = parse_mail(row.raw)
         if isinstance(parsed, Unreadable):
-            updates.append(_quarantine(session, row.id, row.mailbox, parsed.reason, now))
+            updates.append(_quarantine(work, row.id, row.mailbox, parsed.reason, now))
             tally.add("quarantined", "quarantine")
             continue
-        decision = classify(parsed, config.rules)
-        act = _Act(session, row.id, row.mailbox, parsed, decision, now)
+        act = _Act(session, work, row.id, row.mailbox, parsed, classify(parsed, config.rules), now)
         act.resolve_queue(staff)
         if parsed.report is not None:
             act.bounce()
-        if decision.link_patient:
-            act.link_patient()
         if act.decision.triage:
             act.triage()
-        for address in decision.forward_to:
+        for address in act.decision.forward_to:
             outbox.append(_outbox_row(FORWARD_KIND, row.id, row.mailbox, address, now, {}))
             act.notes.append("forward")
-        if decision.acknowledge and not decision.no_acknowledge:
-            reason = ack_refusal(
+        if act.decision.acknowledge and not act.decision.no_acknowledge:
+            act.ack_refused = ack_refusal(
                 parsed,
                 own_addresses=config.own_addresses,
                 may_acknowledge=row.may_acknowledge,
                 stored_at=row.stored_at,
             )
-            recipient = ack_recipient(parsed)
-            if reason is None and not _claim_ack_slot(
-                session, recipient, row.id, now, config.ack_period
-            ):
-                reason = "acknowledged within the period"
-            if reason is None:
+            act.ack_to = ack_recipient(parsed)
+        acts.append(act)
+    _link_patients(session, [act for act in acts if act.decision.link_patient])
+    wanting = [act for act in acts if act.ack_to is not None and act.ack_refused is None]
+    granted = _claim_ack_slots(
+        session,
+        {act.ack_to: act.mail_id for act in reversed(wanting) if act.ack_to},
+        now,
+        config.ack_period,
+    )
+    for act in acts:
+        if act.ack_to is not None and act.ack_refused is None:
+            if granted.get(act.ack_to) == act.mail_id:
+                template = {"template": act.decision.acknowledge}
                 outbox.append(
-                    _outbox_row(
-                        ACK_KIND,
-                        row.id,
-                        row.mailbox,
-                        recipient,
-                        now,
-                        {"template": decision.acknowledge},
-                    )
+                    _outbox_row(ACK_KIND, act.mail_id, act.mailbox, act.ack_to, now, template)
                 )
                 act.notes.append("acknowledge")
             else:
-                act.values["ack_refused"] = reason
+                act.ack_refused = "acknowledged within the period"
+        if act.ack_refused is not None:
+            act.values["ack_refused"] = act.ack_refused
         updates.append(act.record())
         for action in act.counted_actions():
             tally.add(act.decision.category, action)
@@ -206,6 +212,8 @@ def route_rows(
         session.execute(update(MailMessage), updates)
     if outbox:
         enqueue_outbox(session, outbox)  # type: ignore[arg-type]
+    if work:
+        open_work_items(session, work, now=now)
     return tally
 
 
@@ -215,6 +223,7 @@ class _Act:
     def __init__(
         self,
         session: Session,
+        work: list[WorkNeeded],
         mail_id: int,
         mailbox: str,
         parsed: Parsed,
@@ -222,6 +231,7 @@ class _Act:
         now: datetime,
     ) -> None:
         self.session = session
+        self.work = work
         self.mail_id = mail_id
         self.mailbox = mailbox
         self.parsed = parsed
@@ -232,6 +242,8 @@ class _Act:
         self.patient_id: int | None = None
         self.bounced_outbox_id: int | None = None
         self.queue = decision.queue
+        self.ack_to: str | None = None  # who an acknowledgement would go to
+        self.ack_refused: str | None = None
 
     def resolve_queue(self, staff: _StaffLookup) -> None:
         """A person's queue names a staff id; an unknown or inactive person means triage."""
@@ -257,26 +269,25 @@ class _Act:
         elif outcome.outbox_id is None:
             self.decision = _to_triage(self.decision, category="bounce")
 
-    def link_patient(self) -> None:
-        text = f"{self.parsed.subject}\n{self.parsed.all_text}"
-        patient_id, how = find_patient(self.session, text)
+    def linked(self, patient_id: int | None, how: str) -> None:
         self.values["patient_link"] = how
-        if patient_id is not None:
+        if patient_id is not None and self.patient_id is None:
             self.patient_id = patient_id
             self.notes.append("link_patient")
 
     def triage(self) -> None:
-        open_work_item(
-            self.session,
-            kind="mail_triage",
-            entity="mail_message",
-            entity_id=self.mail_id,
-            summary=(
-                f"Mail {self.mail_id} to {self.mailbox} matched no routing rule: "
-                "read it and send it to the right queue"
-            ),
-            role=TRIAGE_QUEUE,
-            detail={"mail_id": self.mail_id, "mailbox": self.mailbox},
+        self.work.append(
+            WorkNeeded(
+                kind="mail_triage",
+                entity="mail_message",
+                entity_id=self.mail_id,
+                summary=(
+                    f"Mail {self.mail_id} to {self.mailbox} matched no routing rule: "
+                    "read it and send it to the right queue"
+                ),
+                role=TRIAGE_QUEUE,
+                detail={"mail_id": self.mail_id, "mailbox": self.mailbox},
+            )
         )
         self.notes.append("triage")
 
@@ -330,16 +341,19 @@ def _to_triage(decision: Decision, category: str = "triage") -> Decision:
 
 
 def _quarantine(
-    session: Session, mail_id: int, mailbox: str, reason: str, now: datetime
+    work: list[WorkNeeded], mail_id: int, mailbox: str, reason: str, now: datetime
 ) -> dict[str, Any]:
-    open_work_item(
-        session,
-        kind="mail_quarantined",
-        entity="mail_message",
-        entity_id=mail_id,
-        summary=f"Mail {mail_id} to {mailbox} could not be read ({reason}); it is kept as received",
-        role=TRIAGE_QUEUE,
-        detail={"mail_id": mail_id, "mailbox": mailbox},
+    work.append(
+        WorkNeeded(
+            kind="mail_quarantined",
+            entity="mail_message",
+            entity_id=mail_id,
+            summary=(
+                f"Mail {mail_id} to {mailbox} could not be read ({reason}); it is kept as received"
+            ),
+            role=TRIAGE_QUEUE,
+            detail={"mail_id": mail_id, "mailbox": mailbox},
+        )
     )
     return {
         "id": mail_id,
@@ -358,25 +372,48 @@ def _quarantine(
     }
 
 
-def _claim_ack_slot(
-    session: Session, address: str, mail_id: int, now: datetime, period: timedelta
-) -> bool:
-    """Take this sender's one acknowledgement for the period; False when it is taken."""
-    taken = session.execute(
-        update(MailAckSender)
-        .where(MailAckSender.address == address, MailAckSender.last_ack_at <= now - period)
-        .values(last_ack_at=now, mail_id=mail_id)
-    )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
-        return True
-    if session.get(MailAckSender, address) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.add(MailAckSender(address=address, last_ack_at=now, mail_id=mail_id))
-    except IntegrityError:
-        return False  # another run acknowledged this sender a moment ago
-    return True
+def _link_patients(session: Session, acts: list[_Act]) -> None:
+    """Link each message to the patient it names, with two queries for the batch."""
+    texts = [f"{act.parsed.subject}\n{act.parsed.all_text}" for act in acts]
+    for act, (patient_id, how) in zip(acts, find_patients(session, texts), strict=True):
+        act.linked(patient_id, how)
+
+
+def _claim_ack_slots(
+    session: Session, wanted: dict[str, int], now: datetime, period: timedelta
+) -> dict[str, int]:
+    """Take each sender's one acknowledgement for the period; returns address -> mail id granted.
+
+    `wanted` maps each sender to the first message of the batch that would answer them.
+    Rows are claimed with RETURNING, so a sender another run claimed a moment ago is
+    never granted twice, on SQLite and PostgreSQL alike.
+    """
+    if not wanted:
+        return {}
+    table = _ACK_SENDERS
+    granted: dict[str, int] = {}
+    addresses = sorted(wanted)
+    for chunk in chunks(addresses):
+        renewed = session.execute(
+            table.update()
+            .where(table.c.address.in_(chunk), table.c.last_ack_at <= now - period)
+            .values(
+                last_ack_at=now,
+                mail_id=case({a: wanted[a] for a in chunk}, value=table.c.address),
+            )
+            .returning(table.c.address)
+        )
+        granted.update((address, wanted[address]) for address in renewed.scalars())
+        dialect = session.get_bind().dialect.name
+        insert_new = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        created = session.execute(
+            insert_new.on_conflict_do_nothing(index_elements=["address"]).returning(
+                table.c.address
+            ),
+            [{"address": a, "last_ack_at": now, "mail_id": wanted[a]} for a in chunk],
+        )
+        granted.update((address, wanted[address]) for address in created.scalars())
+    return granted
 
 
 def _outbox_row(
