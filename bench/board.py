@@ -1,0 +1,194 @@
+"""Benchmark: `python bench/run.py board [--n 10000] [--rounds 7] [--database-url URL]`.
+
+The staff board's pages with `n` open work items (one per visit, each visit its own
+patient, in two clinics), served by `create_app` in this process through
+`httpx.ASGITransport`, signed in as the office manager (who sees every item; Today shows
+the first 500) and as the front desk. Each page is fetched `rounds` times after one
+warm-up; the medians are reported, in milliseconds, with the whole request: session check,
+read model, access records (one per patient shown, written in the page's transaction),
+rendering.
+
+Baseline (`bare_ms`), measured in the same run: the same 500 rows Today shows (item,
+patient, first visit and clinic) fetched with one raw SQL query and rendered by a bare Jinja
+template. `ratio_vs_bare` is bare / Today; `ratio_vs_budget` is the 200 ms budget / Today
+(above 1: within budget).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BUDGET_MS = 200.0
+SHOWN = 500
+
+BARE_SQL = """
+SELECT w.id, w.kind, w.summary, w.priority, w.role, p.first_name, p.last_name, p.mrn,
+       a.start_at, l.name AS clinic, l.timezone
+FROM work_items w
+JOIN patients p ON p.id = w.patient_id
+JOIN work_item_visits v ON v.work_item_id = w.id AND v.cleared_at IS NULL
+JOIN appointments a ON a.id = v.appointment_id
+JOIN locations l ON l.id = a.location_id
+WHERE w.status = 'open'
+ORDER BY w.priority, w.role, w.due_at, w.id
+LIMIT :limit
+"""
+
+BARE_TEMPLATE = """<!DOCTYPE html><html><body><h1>Today</h1>
+{% for r in rows %}<div class="item"><b>{{ r.kind }}</b> {{ r.first_name }} {{ r.last_name }}
+({{ r.mrn }}) {{ r.start_at }} {{ r.clinic }}<p>{{ r.summary }}</p>
+<form method="post"><input type="hidden" name="csrf" value="{{ csrf }}"><input name="note">
+<button>Close</button><button>Take it</button></form>
+<form method="post"><input type="hidden" name="csrf" value="{{ csrf }}"><input name="reason">
+<button>Dismiss</button></form>
+</div>{% endfor %}</body></html>"""
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    args = _arguments(argv)
+    with tempfile.TemporaryDirectory(prefix="officeflows-bench-") as tmp:
+        return _measure(args, Path(tmp))
+
+
+def _arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py board")
+    parser.add_argument("--n", type=int, default=10_000, help="open work items")
+    parser.add_argument("--rounds", type=int, default=7, help="timed fetches of each page")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL instead of SQLite")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.rounds < 1:
+        parser.error("--n and --rounds must be positive")
+    return args
+
+
+def _measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from office.db import make_engine, make_sessionmaker, transaction
+    from office.migrate import upgrade
+    from office.settings import Settings
+    from tests.board.practice import (
+        BILLING_KIND,
+        FRONT_DESK_KINDS,
+        add_board_login,
+        open_items,
+        seed_practice,
+    )
+
+    url = args.database_url or f"sqlite:///{home / 'office.db'}"
+    settings = Settings(
+        home=home,
+        database_url=url,
+        secret_key="bench-link-secret-32-bytes-or-longer",  # type: ignore[arg-type]  # noqa: S106 - throwaway
+        webhook_secret="bench-webhook-secret-32-bytes-or-longer",  # type: ignore[arg-type]  # noqa: S106
+    )
+    engine = make_engine(settings.db_url)
+    if args.database_url:
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    upgrade(engine)
+    factory = make_sessionmaker(engine)
+    started = time.perf_counter()
+    with transaction(factory) as session:
+        seeded = seed_practice(session, args.n)
+        open_items(session, seeded, [*FRONT_DESK_KINDS, BILLING_KIND])
+        add_board_login(session, "manager@bench.test", "office_manager")
+        add_board_login(session, "desk@bench.test", "front_desk")
+    seed_s = time.perf_counter() - started
+    try:
+        pages = asyncio.run(_pages(settings, factory, seeded.appointment_ids[0], args.rounds))
+        bare = _bare(engine, args.rounds)
+    finally:
+        engine.dispose()
+    today_ms = pages["today_manager"]
+    return {
+        "n": args.n,
+        "database": "postgresql" if args.database_url else "sqlite",
+        "shown": SHOWN,
+        "rounds": args.rounds,
+        "wall_s": round(today_ms / 1000, 4),
+        "today_ms": today_ms,
+        "today_front_desk_ms": pages["today_front_desk"],
+        "today_filtered_ms": pages["today_filtered"],
+        "visit_ms": pages["visit"],
+        "trends_ms": pages["trends"],
+        "bare_ms": bare,
+        "budget_ms": BUDGET_MS,
+        "ratio_vs_budget": round(BUDGET_MS / today_ms, 3),
+        "ratio_vs_bare": round(bare / today_ms, 3),
+        "seed_s": round(seed_s, 1),
+    }
+
+
+async def _pages(settings: Any, factory: Any, visit_id: int, rounds: int) -> dict[str, float]:
+    import httpx
+
+    from app.webapp import create_app
+    from tests.board.practice import PASSWORD
+
+    async def no_recheck(appointment_id: int, key: str) -> str | None:
+        return None
+
+    app = create_app(settings, factory, recheck=no_recheck)
+    found: dict[str, float] = {}
+    transport = httpx.ASGITransport(app=app)
+    for email, pages in (
+        (
+            "manager@bench.test",
+            {
+                "today_manager": "/staff/today",
+                "visit": f"/staff/visits/{visit_id}",
+                "trends": "/staff/trends",
+                "today_filtered": "/staff/today?role=billing",
+            },
+        ),
+        ("desk@bench.test", {"today_front_desk": "/staff/today"}),
+    ):
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+            form = await client.get("/staff/login")
+            csrf = form.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+            signed = await client.post(
+                "/staff/login", data={"email": email, "password": PASSWORD, "csrf": csrf}
+            )
+            assert signed.status_code == 303, signed.status_code
+            for name, path in pages.items():
+                found[name] = await _median_ms(client, path, rounds)
+    return found
+
+
+async def _median_ms(client: Any, path: str, rounds: int) -> float:
+    times = []
+    for n in range(rounds + 1):
+        started = time.perf_counter()
+        answer = await client.get(path)
+        elapsed = time.perf_counter() - started
+        assert answer.status_code == 200, (path, answer.status_code)
+        if n:  # the first is the warm-up
+            times.append(elapsed)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def _bare(engine: Any, rounds: int) -> float:
+    from jinja2 import Environment
+    from sqlalchemy import text
+
+    template = Environment(autoescape=True).from_string(BARE_TEMPLATE)
+    times = []
+    for n in range(rounds + 1):
+        started = time.perf_counter()
+        with engine.connect() as connection:
+            rows = connection.execute(text(BARE_SQL), {"limit": SHOWN}).all()
+        html = template.render(rows=rows, csrf="x" * 64)
+        elapsed = time.perf_counter() - started
+        assert len(rows) == SHOWN
+        assert html
+        if n:
+            times.append(elapsed)
+    return round(statistics.median(times) * 1000, 1)
