@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -66,6 +67,8 @@ __all__ = [
     "StaffSession",
     "StaffStatus",
     "WorkItem",
+    "WorkItemVisit",
+    "WorkPriority",
     "WorkStatus",
     "utcnow",
 ]
@@ -166,6 +169,14 @@ class WorkStatus(StrEnum):
     OPEN = "open"
     DONE = "done"
     DISMISSED = "dismissed"
+
+
+class WorkPriority(StrEnum):
+    """How much a work item matters to the visit it is about."""
+
+    BLOCKER = "blocker"  # the visit cannot go ahead as booked until it is fixed
+    ACTION = "action"  # needs action before the visit
+    INFO = "info"  # for information
 
 
 # --- practice and catalogues -------------------------------------------------
@@ -381,6 +392,8 @@ class Staff(Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[StaffStatus] = mapped_column(_enum(StaffStatus), default=StaffStatus.ACTIVE)
+    # Leads their role's work queue: gets its morning digest (added by migration 0005).
+    role_lead: Mapped[bool] = mapped_column(default=False)
 
     manager: Mapped[Staff | None] = relationship(remote_side=[id])
 
@@ -456,26 +469,65 @@ class AuditEntry(Base):
 
 
 class WorkItem(Base):
-    """Something a person must do: the office manager's to-do list across all flows."""
+    """Something a person must do (or, for a note kind, know): the office's work queue.
+
+    The subject (`entity`, `entity_id`) is what the problem is about: a visit, a patient,
+    or another record. At most one open item per problem and subject (`dedupe_key`, a
+    partial unique index over open rows); one closed or dismissed stays as history, and
+    the problem coming back opens a new item. The visits it affects are `WorkItemVisit`s.
+    """
 
     __tablename__ = "work_items"
-    __table_args__ = (Index("ix_work_items_status_kind", "status", "kind"),)
+    __table_args__ = (
+        Index("ix_work_items_status_kind", "status", "kind"),
+        Index(
+            "uq_work_items_open_key",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_work_items_patient_status", "patient_id", "status"),
+        Index("ix_work_items_closed_at", "closed_at"),
+        Index("ix_work_items_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     entity: Mapped[str] = mapped_column(String(40))
     entity_id: Mapped[int] = mapped_column(Integer)
-    # One open item per record and kind: a second alert refreshes the first.
-    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200))  # kind:entity:entity_id
     summary: Mapped[str] = mapped_column(String(300))  # safe to show: no PHI
+    priority: Mapped[WorkPriority] = mapped_column(
+        _enum(WorkPriority), default=WorkPriority.ACTION
+    )
     role: Mapped[str] = mapped_column(String(40))
+    # The patient the subject belongs to, for the board's name and grouping (0005).
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     due_at: Mapped[datetime | None] = mapped_column()
     status: Mapped[WorkStatus] = mapped_column(_enum(WorkStatus), default=WorkStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     closed_by: Mapped[str | None] = mapped_column(String(80))
     closed_at: Mapped[datetime | None] = mapped_column()
+    # Why it closed: done, dismissed, or the cause that cleared (check_clean, visit_past, ...).
+    close_reason: Mapped[str | None] = mapped_column(String(40))
+    close_note: Mapped[str | None] = mapped_column(Text)  # a person's note or dismissal reason
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)  # codes and ids only
+
+
+class WorkItemVisit(Base):
+    """A visit a work item affects; cleared (not deleted) when the problem no longer does."""
+
+    __tablename__ = "work_item_visits"
+    __table_args__ = (Index("ix_work_item_visits_appointment", "appointment_id"),)
+
+    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_items.id"), primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    cleared_at: Mapped[datetime | None] = mapped_column()
+    cleared_reason: Mapped[str | None] = mapped_column(String(40))
 
 
 # --- eligibility (added by migration 0002) --------------------------------------------

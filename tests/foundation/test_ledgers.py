@@ -1,15 +1,16 @@
-"""The outbox lets one claimant send; the work queue keeps one item per record and kind."""
+"""The outbox lets one claimant send; the work queue keeps one open item per problem."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from office.db import transaction
 from office.ledgers import (
+    LedgerError,
     claim_outbox,
     close_work_item,
     enqueue_outbox,
@@ -85,7 +86,9 @@ def test_outbox_move_happens_only_from_the_named_status(factory: sessionmaker[Se
     assert (row.status, row.error) == (OutboxStatus.WITHDRAWN, "moved")
 
 
-def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -> None:
+def test_work_item_is_refreshed_while_open_and_a_new_one_opens_after_it_closed(
+    factory: sessionmaker[Session],
+) -> None:
     for summary in ("first", "second"):
         with transaction(factory) as session:
             open_work_item(
@@ -100,9 +103,9 @@ def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -
         [item] = session.scalars(select(WorkItem)).all()
         assert item.summary == "second"
     with transaction(factory) as session:
-        close_work_item(session, item.id, by="staff:1")
+        close_work_item(session, item.id, by="staff:1", note="called the patient")
     with transaction(factory) as session:
-        _, created = open_work_item(
+        again, created = open_work_item(
             session,
             kind="not_active",
             entity="appointment",
@@ -111,12 +114,20 @@ def test_work_item_is_refreshed_not_duplicated(factory: sessionmaker[Session]) -
             role="front_desk",
         )
     with factory() as session:
-        assert created is False
-        assert session.scalar(select(func.count()).select_from(WorkItem)) == 1
-        assert session.get_one(WorkItem, item.id).status is WorkStatus.OPEN
+        assert created is True
+        assert again.id != item.id
+        first = session.get_one(WorkItem, item.id)
+        assert (first.status, first.close_reason, first.close_note) == (
+            WorkStatus.DONE,
+            "done",
+            "called the patient",
+        )
+        assert session.get_one(WorkItem, again.id).status is WorkStatus.OPEN
 
 
-def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> None:
+def test_a_dismissed_item_stays_dismissed_and_a_recurrence_is_a_new_item(
+    factory: sessionmaker[Session],
+) -> None:
     with transaction(factory) as session:
         item, _ = open_work_item(
             session,
@@ -127,9 +138,11 @@ def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> 
             role="front_desk",
         )
         session.flush()
-        close_work_item(session, item.id, by="staff:2", status=WorkStatus.DISMISSED)
+        close_work_item(
+            session, item.id, by="staff:2", status=WorkStatus.DISMISSED, note="told at booking"
+        )
     with transaction(factory) as session:
-        open_work_item(
+        recurrence, created = open_work_item(
             session,
             kind="copay_changed",
             entity="appointment",
@@ -138,7 +151,25 @@ def test_dismissed_work_item_stays_dismissed(factory: sessionmaker[Session]) -> 
             role="front_desk",
         )
     with factory() as session:
+        assert created is True
         assert session.get_one(WorkItem, item.id).status is WorkStatus.DISMISSED
+        assert session.get_one(WorkItem, recurrence.id).status is WorkStatus.OPEN
+
+
+def test_closing_a_closed_item_or_dismissing_without_a_reason_is_refused(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        item, _ = open_work_item(
+            session, kind="mail_triage", entity="mail_message", entity_id=1, summary="s", role="x"
+        )
+        with pytest.raises(LedgerError, match="needs a reason"):
+            close_work_item(session, item.id, by="staff:1", status=WorkStatus.DISMISSED)
+        close_work_item(session, item.id, by="staff:1")
+        with pytest.raises(LedgerError, match="already closed"):
+            close_work_item(session, item.id, by="staff:1")
+        with pytest.raises(LedgerError, match="does not exist"):
+            close_work_item(session, item.id + 1, by="staff:1")
 
 
 def test_a_database_error_names_no_patient_data(factory: sessionmaker[Session]) -> None:
@@ -176,28 +207,54 @@ def test_many_work_items_open_at_once_with_the_same_rules(factory: sessionmaker[
     assert [created for _id, created in first.values()] == [True, True, True]
     with transaction(factory) as session:
         close_work_item(session, first["a:appointment:2"][0], by="staff:1")
-        close_work_item(session, first["a:appointment:3"][0], by="staff:1", status=DISMISSED)
+        close_work_item(
+            session, first["a:appointment:3"][0], by="staff:1", status=DISMISSED, note="n/a"
+        )
     with transaction(factory) as session:
         again = open_work_items(
             session, [need("a", n, "again") for n in (1, 2, 3)] + [need("b", 1)]
         )
     assert {key: created for key, (_id, created) in again.items()} == {
         "a:appointment:1": False,
-        "a:appointment:2": False,
-        "a:appointment:3": False,
+        "a:appointment:2": True,  # done, and the problem came back: a new item
+        "a:appointment:3": True,  # dismissed, and it came back: a new item too
         "b:appointment:1": True,
     }
+    assert again["a:appointment:1"][0] == first["a:appointment:1"][0]
     with factory() as session:
-        items = {i.dedupe_key: i for i in session.scalars(select(WorkItem))}
-    assert len(items) == 4
-    assert {key: item.status for key, item in items.items()} == {
-        "a:appointment:1": WorkStatus.OPEN,
-        "a:appointment:2": WorkStatus.OPEN,  # done, and the problem came back
-        "a:appointment:3": DISMISSED,
-        "b:appointment:1": WorkStatus.OPEN,
+        items = session.scalars(select(WorkItem).order_by(WorkItem.id)).all()
+    assert [(i.dedupe_key, i.status) for i in items] == [
+        ("a:appointment:1", WorkStatus.OPEN),
+        ("a:appointment:2", WorkStatus.DONE),
+        ("a:appointment:3", DISMISSED),
+        ("a:appointment:2", WorkStatus.OPEN),
+        ("a:appointment:3", WorkStatus.OPEN),
+        ("b:appointment:1", WorkStatus.OPEN),
+    ]
+    assert {i.summary for i in items if i.status is WorkStatus.OPEN and i.kind == "a"} == {"again"}
+
+
+def test_two_open_items_for_one_problem_are_refused_by_the_database(
+    factory: sessionmaker[Session],
+) -> None:
+    """The partial unique index: one open row per key; closed rows may share it."""
+    from sqlalchemy.exc import IntegrityError
+
+    row = {
+        "kind": "a",
+        "entity": "patient",
+        "entity_id": 1,
+        "dedupe_key": "a:patient:1",
+        "summary": "s",
+        "role": "front_desk",
+        "detail": {},
     }
-    assert items["a:appointment:2"].closed_by is None
-    assert {item.summary for key, item in items.items() if key.startswith("a:")} == {"again"}
+    with transaction(factory) as session:
+        session.add(WorkItem(**row, status=WorkStatus.DONE))
+        session.add(WorkItem(**row, status=WorkStatus.DISMISSED))
+        session.add(WorkItem(**row, status=WorkStatus.OPEN))
+    with pytest.raises(IntegrityError), transaction(factory) as session:
+        session.add(WorkItem(**row, status=WorkStatus.OPEN))
 
 
 def test_an_item_another_writer_opened_meanwhile_is_refreshed(
