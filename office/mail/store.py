@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from office.contracts.mailbox import Fetched, FetchedBatch, Mailbox, Position
 from office.db import transaction
@@ -194,10 +195,18 @@ def ingest(
         batch = mailbox.fetch(position, limit)
         if not batch.messages:
             break
-        with transaction(factory) as session:
-            new_ids, known, finish_now = store_batch(
-                session, mailbox.name, batch, now=now, may_acknowledge=may_acknowledge
-            )
+        try:
+            with transaction(factory) as session:
+                new_ids, known, finish_now = store_batch(
+                    session, mailbox.name, batch, now=now, may_acknowledge=may_acknowledge
+                )
+        except IntegrityError:
+            # A concurrent run (an IDLE wake-up beside the schedule) stored some of these
+            # first; the batch again finds them known.
+            with transaction(factory) as session:
+                new_ids, known, finish_now = store_batch(
+                    session, mailbox.name, batch, now=now, may_acknowledge=may_acknowledge
+                )
         result.fetched += len(batch.messages)
         result.stored += len(new_ids)
         result.known += known
