@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -33,13 +32,11 @@ def count(factory: sessionmaker[Session]) -> int:
         return session.scalar(select(func.count()).select_from(WorkItem)) or 0
 
 
-def test_writes_run_in_order_off_the_loop_and_commit_each(
-    factory: sessionmaker[Session],
-) -> None:
-    threads: list[str] = []
+def test_writes_run_in_order_and_each_commits(factory: sessionmaker[Session]) -> None:
+    seen: list[int] = []
 
     def record(session: Session, n: int) -> int:
-        threads.append(threading.current_thread().name)
+        seen.append(count(factory))  # every earlier write is committed: another session sees it
         return store(session, n)
 
     async def main() -> list[int]:
@@ -50,8 +47,8 @@ def test_writes_run_in_order_off_the_loop_and_commit_each(
 
     ids = asyncio.run(main())
     assert ids == sorted(ids), "a later write never overtakes an earlier one"
+    assert seen == list(range(21))
     assert count(factory) == 21
-    assert set(threads) != {threading.main_thread().name}
 
 
 def test_a_failed_write_rolls_back_and_stays_with_its_future(
@@ -79,14 +76,19 @@ def test_run_raises_what_the_work_raised(factory: sessionmaker[Session]) -> None
         asyncio.run(main())
 
 
-def test_leaving_waits_for_every_write(factory: sessionmaker[Session]) -> None:
+def test_leaving_waits_for_every_write_and_its_callbacks(
+    factory: sessionmaker[Session],
+) -> None:
+    called: list[int] = []
+
     async def main() -> None:
         async with Writer(factory) as writer:
             for n in range(5):
-                writer.submit(store, n)
+                writer.submit(store, n).add_done_callback(lambda _f, n=n: called.append(n))
 
     asyncio.run(main())
     assert count(factory) == 5
+    assert called == [0, 1, 2, 3, 4]
 
 
 def test_submit_outside_the_block_is_refused(factory: sessionmaker[Session]) -> None:
