@@ -61,9 +61,13 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
         digest = hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
         return "m:" + digest[:60], message_id[:250]
     hasher = hashlib.sha256()
-    for name in _STABLE:
-        for value in fields.get(name, ()):
-            hasher.update(name + b":" + value + b"\n")
+    stable = [(name, value) for name in _STABLE for value in fields.get(name, ())]
+    if not stable:
+        # Nothing stable to go by (not even a From): the bytes are all there is.
+        hasher.update(b"raw\n" + raw.replace(b"\r\n", b"\n"))
+        return "h:" + hasher.hexdigest()[:60], None
+    for name, value in stable:
+        hasher.update(name + b":" + value + b"\n")
     hasher.update(b"\n" + body.replace(b"\r\n", b"\n").rstrip(b"\n"))
     return "h:" + hasher.hexdigest()[:60], None
 

@@ -100,3 +100,8 @@ def test_stale_dates_are_measured_from_storage() -> None:
     assert fresh.date is not None
     assert STORED - fresh.date < timedelta(days=3)
     assert refusal(fresh) is None
+
+
+def test_messages_without_any_stable_header_are_told_apart_by_their_bytes() -> None:
+    keys = {dedupe_key(raw)[0] for raw in (b"", b"\x00\x00", b"words only", b"X-Odd: 1\r\n\r\n")}
+    assert len(keys) == 4
