@@ -27,7 +27,7 @@ from app.cli_mail import mail_app
 from app.cli_reminders import reminders_app
 from app.cli_staff import audit_app, staff_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
-from app.prefect_server import PrefectStartError
+from app.prefect_server import SERVE_PORT, PrefectServerError
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
@@ -143,7 +143,7 @@ def serve(
         typer.Option(
             min=1, max=65535, help="Port of the Prefect server and UI started on 127.0.0.1."
         ),
-    ] = 4200,
+    ] = SERVE_PORT,
     deployments: Annotated[
         Path, typer.Option(help="The prefect.yaml whose deployments are served.")
     ] = DEPLOYMENTS_FILE,
@@ -361,7 +361,7 @@ _USER_ERRORS: tuple[type[BaseException], ...] = (
     SettingsError,
     ValueError,
     OSError,
-    PrefectStartError,
+    PrefectServerError,
 )
 
 

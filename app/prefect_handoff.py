@@ -216,7 +216,11 @@ async def build_deployments(specs: list[DeploymentSpec]) -> list[Any]:
 
 
 async def serve_all(specs: list[DeploymentSpec], *, limit: int = 8) -> None:
-    """Serve the deployments in this process until cancelled; their schedules pause then."""
+    """Serve the deployments in this process until cancelled.
+
+    Cancelled, Prefect's runner starts no new run, lets the runs in flight finish (cancelling
+    them would kill a batch midway), and pauses the schedules.
+    """
     from prefect import aserve
 
     deployments = await build_deployments(specs)

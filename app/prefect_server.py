@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SERVE_PORT",
     "PrefectServer",
-    "PrefectStartError",
+    "PrefectServerError",
     "Progress",
     "home_server",
     "port_taken",
@@ -68,8 +68,8 @@ PR_SET_PDEATHSIG = 1
 Progress = Callable[[str], None]
 
 
-class PrefectStartError(RuntimeError):
-    """No Prefect server could be started or reused; the one-line message says what to do."""
+class PrefectServerError(RuntimeError):
+    """Prefect's server could not be started, reused or kept; the one line says what to do."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,16 @@ class PrefectServer:
     ui_url: str
     started: bool  # by this process; False when it belongs to `office serve` or is configured
     log: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
+
+    def gone(self) -> PrefectServerError | None:
+        """Why the server this process started is no longer there, if it is not."""
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return None
+        return PrefectServerError(
+            f"the Prefect server stopped (exit status {code}); read {self.log}, then start again"
+        )
 
 
 def to_stderr(message: str) -> None:
@@ -119,14 +129,11 @@ def home_server(
             yield claim
             return
         try:
-            with _started(settings, folder, serving=serving, port=port, progress=progress) as (
-                server,
-                process,
-            ):
+            with _started(settings, folder, serving=serving, port=port, progress=progress) as own:
                 if serving:
-                    _record(folder, server, process)
+                    _record(folder, own)
                 try:
-                    yield server
+                    yield own
                 finally:
                     if serving:
                         _forget(folder)
@@ -155,14 +162,14 @@ def _claim(
         if recorded is not None:
             owner, server = recorded
             if serving:
-                raise PrefectStartError(
+                raise PrefectServerError(
                     f"office serve is already running for this OFFICE_HOME (pid {owner}); "
                     f"its Prefect UI is at {server.ui_url}"
                 )
             return server
         holder = _lock_holder(folder / "server.lock")
         if time.monotonic() >= deadline:
-            raise PrefectStartError(
+            raise PrefectServerError(
                 f"another office command (pid {holder}) holds this OFFICE_HOME's Prefect "
                 "server; wait for it to end, or run `office serve` so commands share one"
             )
@@ -203,10 +210,11 @@ def _recorded(folder: Path) -> tuple[int, PrefectServer] | None:
     return owner, PrefectServer(api_url, ui_url, started=False, log=folder / "server.log")
 
 
-def _record(folder: Path, server: PrefectServer, process: subprocess.Popen[bytes]) -> None:
+def _record(folder: Path, server: PrefectServer) -> None:
+    assert server.process is not None
     record = {
         "pid": os.getpid(),
-        "server_pid": process.pid,
+        "server_pid": server.process.pid,
         "api_url": server.api_url,
         "ui_url": server.ui_url,
     }
@@ -245,11 +253,11 @@ def _healthy(api_url: str) -> bool:
 @contextmanager
 def _started(
     settings: Settings, folder: Path, *, serving: bool, port: int | None, progress: Progress
-) -> Iterator[tuple[PrefectServer, subprocess.Popen[bytes]]]:
+) -> Iterator[PrefectServer]:
     """`prefect server start` as a child that dies with this process, until the block ends."""
     port = port or (SERVE_PORT if serving else _free_port())
     if port_taken(HOST, port):
-        raise PrefectStartError(
+        raise PrefectServerError(
             f"port {port} on {HOST} is taken, so Prefect cannot start there: stop what "
             "listens on it, or choose another with --prefect-port"
         )
@@ -266,7 +274,6 @@ def _started(
     }
     log = folder / "server.log"
     base = f"http://{HOST}:{port}"
-    server = PrefectServer(api_url=f"{base}/api", ui_url=base, started=True, log=log)
     progress(f"starting Prefect on {base} (its log: {log})…")
     with _log_file(log) as out:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -281,9 +288,10 @@ def _started(
             process_group=0,
             preexec_fn=_dies_with_parent(),
         )
+    server = PrefectServer(f"{base}/api", base, started=True, log=log, process=process)
     try:
-        _wait_until_healthy(process, server, settings.prefect_start_timeout, progress)
-        yield server, process
+        _wait_until_healthy(server, settings.prefect_start_timeout, progress)
+        yield server
     finally:
         _stop(process)
 
@@ -292,7 +300,7 @@ def _wrapper(settings: Settings) -> list[str]:
     try:
         return shlex.split(settings.prefect_server_wrapper)
     except ValueError as exc:
-        raise PrefectStartError(f"OFFICE_PREFECT_SERVER_WRAPPER: {exc}") from None
+        raise PrefectServerError(f"OFFICE_PREFECT_SERVER_WRAPPER: {exc}") from None
 
 
 @contextmanager
@@ -317,16 +325,15 @@ def _dies_with_parent() -> Callable[[], None] | None:
     return arm
 
 
-def _wait_until_healthy(
-    process: subprocess.Popen[bytes], server: PrefectServer, budget: float, progress: Progress
-) -> None:
+def _wait_until_healthy(server: PrefectServer, budget: float, progress: Progress) -> None:
+    assert server.process is not None
     started = time.monotonic()
     next_note = started + NOTE_EVERY_SECONDS
     with httpx.Client(timeout=2.0, trust_env=False) as client:
         while True:
-            code = process.poll()
+            code = server.process.poll()
             if code is not None:
-                raise PrefectStartError(
+                raise PrefectServerError(
                     f"the Prefect server stopped while starting (exit status {code}); "
                     f"read {server.log}"
                 )
@@ -335,7 +342,7 @@ def _wait_until_healthy(
                     return
             now = time.monotonic()
             if now - started >= budget:
-                raise PrefectStartError(
+                raise PrefectServerError(
                     f"Prefect did not answer on {server.api_url} within {budget:g} s; read "
                     f"{server.log}, or allow longer with OFFICE_PREFECT_START_TIMEOUT"
                 )

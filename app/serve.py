@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from rich.console import Console
 
-from app.prefect_server import PrefectStartError, port_taken
+from app.prefect_server import PrefectServer, PrefectServerError, port_taken
 from app.webapp import Dispatcher, create_app
 from office.db import make_engine, make_sessionmaker
 from office.intake import due_for_sweep
@@ -40,6 +40,7 @@ __all__ = ["run_server", "schedule_zone", "sweep_forever", "sweep_once"]
 log = logging.getLogger("app.serve")
 
 INTAKE_GRACE_SECONDS = 5
+WATCH_SECONDS = 1.0
 
 
 async def sweep_once(factory: object, dispatcher: Dispatcher) -> int:
@@ -93,7 +94,7 @@ def run_server(
     from app.prefect_handoff import load_specs, prefect_api
 
     if port_taken(host, port):
-        raise PrefectStartError(
+        raise PrefectServerError(
             f"port {port} on {host} is taken, so the intake cannot listen there: stop what "
             "listens on it, or choose another with --port"
         )
@@ -108,7 +109,7 @@ def run_server(
         say(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
         stop = threading.Event()
         with _stop_on_signals(stop):
-            _run_in_thread(_serve(settings, host=host, port=port, specs=specs, stop=stop))
+            _run_in_thread(_serve(settings, prefect, host=host, port=port, specs=specs, stop=stop))
     say("officeflows stopped; schedules paused until the next `office serve`")
 
 
@@ -155,7 +156,13 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 async def _serve(
-    settings: Settings, *, host: str, port: int, specs: list[DeploymentSpec], stop: threading.Event
+    settings: Settings,
+    prefect: PrefectServer,
+    *,
+    host: str,
+    port: int,
+    specs: list[DeploymentSpec],
+    stop: threading.Event,
 ) -> None:
     from app.prefect_handoff import dispatch_inbox, serve_all
 
@@ -175,6 +182,8 @@ async def _serve(
     runner = asyncio.create_task(serve_all(specs), name="prefect")
     sweeper = asyncio.create_task(sweep_forever(factory, dispatch_inbox), name="sweeper")
     parts = [web, runner, sweeper]
+    if prefect.started:
+        parts.append(asyncio.create_task(_watch(prefect), name="prefect-server"))
     requested = asyncio.create_task(asyncio.to_thread(stop.wait), name="stop")
     try:
         done, _ = await asyncio.wait([*parts, requested], return_when=asyncio.FIRST_COMPLETED)
@@ -182,13 +191,22 @@ async def _serve(
         # lifespan's CancelledError as a traceback.
         intake.should_exit = True
         stop.set()  # whatever ended the service, the waiting thread returns
-        # Prefect's runner pauses the schedules as it stops; the closing line says so.
+        # Prefect's runner lets the runs in flight finish and pauses the schedules as it
+        # stops; the closing line says so.
         logging.getLogger("prefect.runner").setLevel(logging.WARNING)
-        runner.cancel()
-        sweeper.cancel()
+        for part in parts[1:]:
+            part.cancel()
         await asyncio.gather(*parts, requested, return_exceptions=True)
         for part in parts:
             if part in done:
                 part.result()  # a part that ended by itself failed: say so
     finally:
         engine.dispose()
+
+
+async def _watch(prefect: PrefectServer) -> None:
+    """End, with the reason, when the Prefect server this process started goes away."""
+    # A child's exit is not awaitable here (its waiting belongs to the main thread): poll.
+    while (gone := prefect.gone()) is None:  # noqa: ASYNC110
+        await asyncio.sleep(WATCH_SECONDS)
+    raise gone

@@ -3,6 +3,7 @@ when it runs for the home, else a real `prefect server start` of its own that di
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.prefect_server import PrefectStartError, home_server, port_taken
+from app.prefect_server import PrefectServer, PrefectServerError, home_server, port_taken
+from app.serve import _watch as watch_prefect
 from office.settings import Settings
 from tests.app.processes import alive, in_group, wait_for
 
@@ -79,7 +81,7 @@ def test_a_command_uses_the_server_office_serve_recorded(serve_lock: Path, answe
 def test_a_second_office_serve_on_the_home_is_refused(serve_lock: Path, answering: str) -> None:
     record(serve_lock, answering, os.getpid())
     with (
-        pytest.raises(PrefectStartError, match=rf"already running .* \(pid {os.getpid()}\)"),
+        pytest.raises(PrefectServerError, match=rf"already running .* \(pid {os.getpid()}\)"),
         home_server(home_settings(serve_lock.parent), serving=True),
     ):
         pass
@@ -101,7 +103,7 @@ def test_a_stale_record_is_not_trusted(serve_lock: Path, answering: str, stale: 
     notes: list[str] = []
     settings = home_settings(serve_lock.parent, prefect_start_timeout=0.5)
     with (
-        pytest.raises(PrefectStartError, match=rf"another office command \(pid {os.getpid()}\)"),
+        pytest.raises(PrefectServerError, match=rf"another office command \(pid {os.getpid()}\)"),
         home_server(settings, serving=False, progress=notes.append),
     ):
         pass
@@ -116,7 +118,7 @@ def test_a_taken_port_is_one_line_naming_it_and_the_option(tmp_path: Path) -> No
         assert port_taken("127.0.0.1", port)
         with (
             pytest.raises(
-                PrefectStartError, match=rf"^port {port} on 127.0.0.1 is taken.*--prefect-port$"
+                PrefectServerError, match=rf"^port {port} on 127.0.0.1 is taken.*--prefect-port$"
             ),
             home_server(home_settings(tmp_path / "home"), serving=True, port=port),
         ):
@@ -147,6 +149,21 @@ def test_sigterm_while_waiting_is_ctrl_c_and_the_handler_comes_back(serve_lock: 
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_server_that_goes_away_is_reported_with_its_log(tmp_path: Path) -> None:
+    """`office serve` watches its Prefect server and ends with this line when it dies."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    log = tmp_path / "server.log"
+    server = PrefectServer("http://127.0.0.1:9/api", "http://127.0.0.1:9", True, log, process)
+    assert server.gone() is None
+    process.kill()
+    process.wait()
+    with pytest.raises(PrefectServerError) as caught:
+        asyncio.run(watch_prefect(server))
+    assert str(caught.value) == (
+        f"the Prefect server stopped (exit status -9); read {log}, then start again"
+    )
+
+
 @pytest.mark.slow
 def test_a_command_server_keeps_its_state_in_the_home_and_stops_with_the_block(
     tmp_path: Path,
@@ -159,9 +176,15 @@ def test_a_command_server_keeps_its_state_in_the_home_and_stops_with_the_block(
     with home_server(settings, serving=False, progress=notes.append) as server:
         pid = int(pidfile.read_text())
         assert server.started
-        assert httpx.get(f"{server.api_url}/health", trust_env=False).json() is True
-        assert "<html" in httpx.get(server.ui_url, trust_env=False).text.lower()  # the UI is on
+        answer = httpx.get(f"{server.api_url}/health", trust_env=False, timeout=60)
+        assert answer.json() is True
+        page = httpx.get(server.ui_url, trust_env=False, timeout=60)
+        assert "<html" in page.text.lower()  # the UI is on
         assert (home / "prefect" / "prefect.db").is_file()
+        state = httpx.get(f"{server.api_url}/admin/settings", trust_env=False, timeout=60).json()
+        assert state["home"] == str((home / "prefect").resolve())
+        assert state["server"]["services"]["scheduler"]["enabled"] is False
+        assert state["server"]["analytics_enabled"] is False
         assert not (home / "prefect" / "server.json").exists()  # only `office serve` records
         assert pid in in_group(pid)
     assert wait_for(lambda: not in_group(pid), within=30)

@@ -24,13 +24,14 @@ from tests.app.processes import alive, descendants, in_group, wait_for
 
 pytestmark = pytest.mark.slow
 
-# A real flow of the project on a short interval, beside a cron and an rrule schedule.
+# A real flow of the project on a short interval (its first run is due at once), beside a
+# cron and an rrule schedule.
 DEPLOYMENTS = """\
 deployments:
-  - name: every-few-seconds
+  - name: every-minute
     entrypoint: flows/reminders.py:send_reminders
     schedules:
-      - {interval: 10, timezone: America/Denver, slug: ten-seconds}
+      - {interval: 60, timezone: America/Denver, slug: every-minute}
   - name: weekday-mornings
     entrypoint: flows/eligibility.py:verify_eligibility
     parameters: {days_ahead: 3}
@@ -81,12 +82,13 @@ class Served:
 
     def intake_answers(self) -> bool:
         try:
-            return httpx.get(f"{self.intake_url}/healthz", trust_env=False).status_code == 200
+            answer = httpx.get(f"{self.intake_url}/healthz", trust_env=False, timeout=60)
+            return answer.status_code == 200
         except httpx.HTTPError:
             return False
 
     def api(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        answer = httpx.post(f"{self.api_url}{path}", json=body or {}, trust_env=False)
+        answer = httpx.post(f"{self.api_url}{path}", json=body or {}, trust_env=False, timeout=60)
         answer.raise_for_status()
         return answer.json()
 
@@ -126,18 +128,25 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_the_printed_urls_are_the_ui_and_the_intake(served: Served) -> None:
-    page = httpx.get(served.ui_url + "/", trust_env=False)
+    page = httpx.get(served.ui_url + "/", trust_env=False, timeout=60)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "<html" in page.text.lower()
-    assert httpx.get(f"{served.intake_url}/healthz", trust_env=False).status_code == 200
+    assert httpx.get(f"{served.intake_url}/healthz", trust_env=False, timeout=60).status_code == 200
+
+
+def test_the_server_keeps_its_state_in_the_home_with_the_scheduler_on(served: Served) -> None:
+    state = httpx.get(f"{served.api_url}/admin/settings", trust_env=False, timeout=60).json()
+    assert state["home"] == str((served.home / "prefect").resolve())
+    assert state["server"]["services"]["scheduler"]["enabled"] is True
+    assert (served.home / "prefect" / "prefect.db").is_file()
 
 
 def test_every_schedule_is_registered_with_its_kind_and_zone(served: Served) -> None:
     deployments = {d["name"]: d for d in served.api("/deployments/filter")}
     schedules = {s["slug"]: s["schedule"] for d in deployments.values() for s in d["schedules"]}
-    assert schedules["ten-seconds"]["interval"] == 10
-    assert schedules["ten-seconds"]["timezone"] == "America/Denver"
+    assert schedules["every-minute"]["interval"] == 60
+    assert schedules["every-minute"]["timezone"] == "America/Denver"
     assert schedules["weekday-morning"]["cron"] == "30 6 * * 1-5"
     assert schedules["weekday-morning"]["timezone"] == "Europe/Paris"
     assert "FREQ=WEEKLY;BYDAY=SA" in schedules["saturday"]["rrule"]
@@ -147,7 +156,7 @@ def test_every_schedule_is_registered_with_its_kind_and_zone(served: Served) -> 
 
 def test_a_scheduled_run_is_created_and_completes_by_itself(served: Served) -> None:
     [deployment] = served.api(
-        "/deployments/filter", {"deployments": {"name": {"any_": ["every-few-seconds"]}}}
+        "/deployments/filter", {"deployments": {"name": {"any_": ["every-minute"]}}}
     )
     query = {
         "deployments": {"id": {"any_": [deployment["id"]]}},
@@ -189,7 +198,7 @@ def test_sigterm_stops_everything_in_one_line(served: Served) -> None:
     before = len(served.text())
 
     served.process.send_signal(signal.SIGTERM)
-    code = served.process.wait(timeout=120)
+    code = served.process.wait(timeout=300)  # runs in flight finish first
 
     after = served.text()[before:]
     assert code == 0, after
