@@ -1,23 +1,18 @@
-"""The roles a board login can have; each matches the role work items are routed to.
+"""The roles a board login can have: the work queue's roles (`office.workqueue.kinds`).
 
-The office manager sees every role's items; everyone else sees their own role's first.
+The office manager sees every role's items; everyone else sees their own role's items
+and those assigned to them.
 """
 
 from __future__ import annotations
 
 from office.staff_auth.errors import AuthError
+from office.workqueue.kinds import MANAGER_ROLE, ROLE_LABELS
 
 __all__ = ["MANAGER", "ROLES", "require_role"]
 
-MANAGER = "office_manager"
-ROLES: tuple[str, ...] = (
-    "front_desk",
-    "billing",
-    "medical_assistant",
-    "compliance",
-    "it",
-    MANAGER,
-)
+MANAGER = MANAGER_ROLE
+ROLES: tuple[str, ...] = tuple(ROLE_LABELS)
 
 
 def require_role(role: str) -> str:
