@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -335,8 +335,6 @@ class _StaffLookup:
 
 
 def _to_triage(decision: Decision, category: str = "triage") -> Decision:
-    from dataclasses import replace
-
     return replace(decision, rule=TRIAGE_RULE, category=category, queue=TRIAGE_QUEUE)
 
 
