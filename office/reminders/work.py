@@ -35,6 +35,7 @@ def no_channel(session: Session, visit: Visit) -> None:
         role="front_desk",
         due_at=visit.start - timedelta(days=1),
         detail={"appointment_id": visit.appointment_id, "patient_id": visit.patient_id},
+        patient_id=visit.patient_id,
     )
 
 

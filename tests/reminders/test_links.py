@@ -194,7 +194,7 @@ def test_post_reschedule_opens_a_front_desk_work_item(clinic: Clinic, web: Web) 
         "front_desk",
     )
     with clinic.factory() as session:
-        audit = session.scalars(select(AuditEntry)).one()
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.entity == "appointments")).one()
         assert (audit.field, audit.actor) == ("reschedule_requested", "patient-link")
         assert session.get_one(Appointment, visit).status is AppointmentStatus.BOOKED
 

@@ -29,6 +29,7 @@ from office.models import (
     EligibilityCheck,
     OutboxStatus,
     Payer,
+    WorkItemVisit,
 )
 from office.reminders import (
     Batch,
@@ -140,7 +141,14 @@ def test_no_consent_sends_nothing_and_opens_a_work_item(clinic: Clinic) -> None:
     assert recipients(clinic.settings) == {"email": [], "sms": []}
     assert {error for _, error in statuses(clinic).values()} >= {"no consent"}
     items = [item for item in clinic.work_items() if item.kind == "reminder_no_channel"]
-    assert [(item.entity, item.entity_id) for item in items] == [("appointment", visit)]
+    # A patient-level problem (office/workqueue/kinds.py): one item for the patient,
+    # listing the visit it affects.
+    assert [(item.entity, item.entity_id) for item in items] == [("patient", patient)]
+    with clinic.factory() as session:
+        listed = session.scalars(
+            select(WorkItemVisit.appointment_id).where(WorkItemVisit.work_item_id == items[0].id)
+        ).all()
+    assert listed == [visit]
     assert "ava" not in items[0].summary.lower()
 
 
