@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,13 +47,18 @@ def add_demo_logins(
     with transaction(factory) as session:
         logins = create_demo_logins(session, now=now)
     board = f"{settings.public_url.rstrip('/')}/staff/"
-    table = Table(
-        "role", "email", "password", title=f"Staff board logins ({board}, under office serve)"
-    )
+    say = console.print
+    say(f"staff board logins, one per role, for {board} (under `office serve`):", markup=False)
+    width = max(len(login.role) for login in logins)
     for login in logins:
-        table.add_row(login.role, login.email, login.password)
-    console.print(table)
-    console.print(
-        "these passwords are shown only now; `office staff login-link EMAIL` makes a new one"
+        say(
+            f"  {login.role:<{width}}  {login.email}  {login.password}",
+            markup=False,
+            soft_wrap=True,
+        )
+    say(
+        "these passwords are shown only now; `office staff login-link EMAIL` makes a new one",
+        markup=False,
+        soft_wrap=True,
     )
     return logins
