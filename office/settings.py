@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         default=48, ge=1, le=24 * 14, description="Hours a one-time set-password link works"
     )
 
+    # HL7 v2 over MLLP (office serve's listener)
+    mllp_host: str = Field(default="127.0.0.1", description="Address the HL7 listener binds")
+    mllp_port: int = Field(
+        default=2575, ge=0, le=65535, description="Port of the HL7 listener (0: any free port)"
+    )
+
     # Eligibility
     clearinghouse_url: str | None = None
     clearinghouse_auth_header: str = "Authorization"
