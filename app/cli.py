@@ -18,12 +18,13 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_eligibility import eligibility_app
 from app.cli_mail import mail_app
+from app.cli_queue import queue_app
 from app.cli_reminders import reminders_app
 from app.cli_staff import audit_app, staff_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
@@ -175,69 +176,7 @@ def serve(
 
 # --- queue ------------------------------------------------------------------------------
 
-
-queue_app = typer.Typer(
-    help="The office manager's to-do list: what needs a person, across all flows.",
-    invoke_without_command=True,
-)
 app.add_typer(queue_app, name="queue")
-
-
-@queue_app.callback()
-def queue(
-    ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option(help="Only items of this kind.")] = None,
-    role: Annotated[str | None, typer.Option(help="Only items for this role.")] = None,
-    show_all: Annotated[bool, typer.Option("--all", help="Include closed items.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many.")] = 50,
-) -> None:
-    """List open work items, oldest due first."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from office.models import WorkItem, WorkStatus
-
-    with _database(_settings()) as factory, factory() as session:
-        query = select(WorkItem).order_by(WorkItem.due_at.is_(None), WorkItem.due_at, WorkItem.id)
-        if not show_all:
-            query = query.where(WorkItem.status == WorkStatus.OPEN)
-        if kind:
-            query = query.where(WorkItem.kind == kind)
-        if role:
-            query = query.where(WorkItem.role == role)
-        items = session.scalars(query.limit(limit)).all()
-        total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    if not items:
-        console.print("no work items" if show_all else "no open work items")
-        return
-    table = Table("id", "kind", "for", "due", "status", "summary", title="Work queue")
-    for item in items:
-        table.add_row(
-            str(item.id),
-            item.kind,
-            item.role,
-            _when(item.due_at),
-            item.status.value,
-            item.summary,
-        )
-    console.print(table)
-    console.print(f"{len(items)} shown of {total}")
-
-
-@queue_app.command("close")
-def queue_close(
-    item_id: Annotated[int, typer.Argument(help="Work item id.")],
-    by: Annotated[str, typer.Option(help="Who closed it (name or staff id).")],
-    dismiss: Annotated[bool, typer.Option(help="Dismiss instead of marking done.")] = False,
-) -> None:
-    """Mark a work item done (or dismissed)."""
-    from office.db import transaction
-    from office.ledgers import close_work_item
-    from office.models import WorkStatus
-
-    status = WorkStatus.DISMISSED if dismiss else WorkStatus.DONE
-    with _database(_settings()) as factory, transaction(factory) as session:
-        item = close_work_item(session, item_id, by=by, status=status)
-        console.print(f"work item {item.id} {status.value}")
 
 
 # --- inbox --------------------------------------------------------------------------------
@@ -326,8 +265,9 @@ def status() -> None:
     """Counts of what is stored, and open work items by kind."""
     from office.status import collect_status
 
-    with _database(_settings()) as factory, factory() as session:
-        report = collect_status(session)
+    settings = _settings()
+    with _database(settings) as factory, factory() as session:
+        report = collect_status(session, notes_as_tasks=settings.queue_note_kinds_as_tasks)
     table = Table("what", "count", title="officeflows")
     for label, count in report.counts:
         table.add_row(label, str(count))

@@ -31,11 +31,13 @@ from office.models import (
     Patient,
     Practice,
     Provider,
+    Staff,
     utcnow,
 )
 from office.reminders.policy import Policy
 from office.settings import Settings, SettingsError, ensure_secrets
 from office.status import collect_status
+from office.workqueue.kinds import KINDS, kind_of
 
 __all__ = ["DemoError", "FlowReport", "Timings", "run_demo"]
 
@@ -92,6 +94,7 @@ def run_demo(
             now = demo_clock(real)
             with transaction(factory) as session:
                 counts = seed_practice(session, seed=seed, now=now)
+                _name_role_leads(session)
                 _mark_demo_practice(session)
                 _store_sample_webhooks(session)
         if now != real:
@@ -113,11 +116,13 @@ def run_demo(
 
             reports = run_demo_flows(settings, engine, now=now, console=console, timings=timings)
         with factory() as session:
-            status = collect_status(session)
+            status = collect_status(session, notes_as_tasks=settings.queue_note_kinds_as_tasks)
     finally:
         engine.dispose()
     timings.add("total", time.perf_counter() - started)
-    _print_summary(console, reports, status.open_work, timings)
+    notes = dict(status.counts).get("open notes on visits", 0)
+    board = f"{settings.public_url.rstrip('/')}/staff/today"
+    _print_summary(console, reports, status.open_work, timings, notes=notes, board=board)
 
 
 def _prepare_environment(settings: Settings) -> None:
@@ -128,6 +133,11 @@ def _prepare_environment(settings: Settings) -> None:
         os.environ.setdefault("PREFECT_HOME", str((settings.home / "prefect").resolve()))
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _rank(kind: str) -> tuple[int, str]:
+    order = {"blocker": 0, "action": 1, "info": 2}
+    return order.get(kind_of(kind).priority.value, 3), kind
 
 
 def demo_clock(real: datetime) -> datetime:
@@ -193,6 +203,16 @@ def _mark_demo_practice(session: Session) -> None:
     )
 
 
+def _name_role_leads(session: Session) -> None:
+    """The first staff member of each role that owns work items leads it: gets its digest."""
+    for role in sorted({kind.role for kind in KINDS}):
+        first = session.scalars(
+            select(Staff).where(Staff.role == role).order_by(Staff.id).limit(1)
+        ).first()
+        if first is not None:
+            first.role_lead = True
+
+
 def _store_sample_webhooks(session: Session) -> None:
     """Three bookings as the practice-management system would post them; one is bad."""
     appointment = session.scalars(select(Appointment).order_by(Appointment.id)).first()
@@ -242,6 +262,9 @@ def _print_summary(
     reports: list[FlowReport],
     open_work: list[tuple[str, int]],
     timings: Timings,
+    *,
+    notes: int = 0,
+    board: str = "",
 ) -> None:
     if reports:
         flows = Table("flow", "what it did", "seconds", title="What each flow did")
@@ -249,10 +272,17 @@ def _print_summary(
             did = ", ".join(f"{k} {v}" for k, v in report.counts.items()) or "nothing to do"
             flows.add_row(report.flow, did, f"{report.seconds:.1f}")
         console.print(flows)
-    work = Table("kind", "open", title="Open work items by kind")
-    for kind, count in open_work:
-        work.add_row(kind, str(count))
+    total = sum(count for _kind, count in open_work)
+    work = Table("what", "kind", "priority", "open", title=f"Open work items by kind: {total}")
+    for kind, count in sorted(open_work, key=lambda pair: _rank(pair[0])):
+        spec = kind_of(kind)
+        work.add_row(spec.title, kind, spec.priority.value, str(count))
     console.print(work if open_work else "no open work items")
+    if board:
+        console.print(
+            f"{total} items on the board at {board} ({notes} notes on visits); "
+            "`office queue` lists them here"
+        )
     spent = Table("step", "seconds", title="Where the time went")
     for name, seconds in timings.steps:
         spent.add_row(name, f"{seconds:.1f}")

@@ -479,7 +479,8 @@ class WorkItem(Base):
 
     __tablename__ = "work_items"
     __table_args__ = (
-        Index("ix_work_items_status_kind", "status", "kind"),
+        # Covers the board's counts and its sort: the open rows are read from the index alone.
+        Index("ix_work_items_queue", "status", "kind", "priority", "role", "due_at", "assignee_id"),
         Index(
             "uq_work_items_open_key",
             "dedupe_key",
@@ -498,9 +499,7 @@ class WorkItem(Base):
     entity_id: Mapped[int] = mapped_column(Integer)
     dedupe_key: Mapped[str] = mapped_column(String(200))  # kind:entity:entity_id
     summary: Mapped[str] = mapped_column(String(300))  # safe to show: no PHI
-    priority: Mapped[WorkPriority] = mapped_column(
-        _enum(WorkPriority), default=WorkPriority.ACTION
-    )
+    priority: Mapped[WorkPriority] = mapped_column(_enum(WorkPriority), default=WorkPriority.ACTION)
     role: Mapped[str] = mapped_column(String(40))
     # The patient the subject belongs to, for the board's name and grouping (0005).
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))

@@ -11,11 +11,11 @@ import ipaddress
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from office.contracts.mailbox import MailboxSettings
 from office.home import make_private_dir, write_private
@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     payer_rate_per_second: float = Field(default=20.0, gt=0)
     deductible_alert_threshold: int = Field(default=1000, ge=0)
 
+    # Work queue
+    queue_note_kinds_as_tasks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Note kinds worked as tasks, comma-separated (plan_ending, high_deductible)",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str | None) -> str | None:
@@ -157,6 +163,21 @@ class Settings(BaseSettings):
                 "to starttls or tls"
             )
         return self
+
+    @field_validator("queue_note_kinds_as_tasks", mode="before")
+    @classmethod
+    def _note_kinds(cls, value: object) -> object:
+        from office.workqueue.kinds import note_kinds, unknown_notes
+
+        names = (
+            [n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str) else value
+        )
+        if isinstance(names, list):
+            unknown = unknown_notes(str(name) for name in names)
+            if unknown:
+                known = ", ".join(sorted(note_kinds()))
+                raise ValueError(f"{', '.join(unknown)} is not a note kind (note kinds: {known})")
+        return names
 
     @field_validator("practice_timezone")
     @classmethod

@@ -1,7 +1,11 @@
-"""What `office status` and the demo summary report: counts and open work by kind."""
+"""What `office status` and the demo summary report: counts, and the board's open items by kind.
+
+Notes (information shown on a visit, not tasks) are counted apart, as the board shows them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -40,8 +44,15 @@ def _by_status(session: Session, column: object, label: str) -> list[tuple[str, 
     return [(f"{label} {status.value}", count) for status, count in rows]
 
 
-def collect_status(session: Session) -> StatusReport:
+def collect_status(session: Session, *, notes_as_tasks: Collection[str] = ()) -> StatusReport:
+    """Counts of what is stored; open work items by kind as the board counts them.
+
+    Args:
+        notes_as_tasks: The note kinds the practice works as tasks (its settings).
+    """
     now = utcnow()
+    everything = dict(open_items_by_kind(session, notes=True))
+    tasks = list(open_items_by_kind(session, notes_as_tasks=notes_as_tasks))
     counts = [
         ("patients", _count(session, Patient)),
         ("staff", _count(session, Staff)),
@@ -56,5 +67,6 @@ def collect_status(session: Session) -> StatusReport:
         ),
         *_by_status(session, InboxItem.status, "inbox"),
         *_by_status(session, OutboxItem.status, "outbox"),
+        ("open notes on visits", sum(everything.values()) - sum(n for _kind, n in tasks)),
     ]
-    return StatusReport(counts=counts, open_work=list(open_items_by_kind(session)))
+    return StatusReport(counts=counts, open_work=tasks)

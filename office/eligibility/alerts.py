@@ -148,6 +148,7 @@ class Alert:
     kind: AlertKind
     summary: str
     detail: dict[str, Any] = field(default_factory=dict)  # codes, ids, dates, amounts
+    problem: str = ""  # the summary without its subject: the queue names the visit itself
 
     @property
     def role(self) -> str:
@@ -201,7 +202,7 @@ def registration_alert(context: AlertContext, reason: str) -> Alert:
 
 
 def _alert(kind: AlertKind, context: AlertContext, text: str, detail: dict[str, Any]) -> Alert:
-    return Alert(kind=kind, summary=f"{context.subject}: {text}", detail=detail)
+    return Alert(kind=kind, summary=f"{context.subject}: {text}", detail=detail, problem=text)
 
 
 def _codes(items: Iterable[tuple[str, str, str | None]]) -> list[dict[str, str | None]]:

@@ -21,11 +21,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from office.contracts.payers import PayerResponse
-from office.eligibility.alerts import Alert, alerts_for, deductible_remaining, visit_copay
+from office.eligibility.alerts import (
+    Alert,
+    AlertKind,
+    alerts_for,
+    deductible_remaining,
+    visit_copay,
+)
 from office.eligibility.inquiry import Inquiry
 from office.eligibility.types import CoverageStatus, EligibilityResult
-from office.ledgers.work import WorkNeeded, open_work_items
+from office.ledgers.work import Cleared, WorkNeeded, clear_work, open_work_items
 from office.models import CheckStatus, EligibilityCheck
+from office.workqueue.kinds import CloseReason
 from office.writes import Writer
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "store_answers",
 ]
 
+_KINDS = frozenset(kind.value for kind in AlertKind)
 _STATUS = {
     CoverageStatus.ACTIVE: CheckStatus.ACTIVE,
     CoverageStatus.INACTIVE: CheckStatus.INACTIVE,
@@ -69,20 +77,36 @@ class Answer:
     deductible_remaining: Decimal | None = None
     plan_end: date | None = None
     alerts: tuple[Alert, ...] = ()
+    patient_id: int | None = None
 
     def work(self) -> Iterator[WorkNeeded]:
-        """A work item per alert, about the visit (or the patient, for a refresh)."""
+        """A work item per alert, about the visit (or the patient, for a refresh); the queue's
+        catalog makes a patient-level problem one item for the patient."""
         entity, entity_id = self.entity
         for alert in self.alerts:
             yield WorkNeeded(
                 kind=alert.kind.value,
                 entity=entity,
                 entity_id=entity_id,
-                summary=alert.summary,
+                summary=_sentence(alert.problem) or alert.summary,
                 role=alert.role,
                 due_at=self.due_at,
                 detail={"check_id": self.check_id, **alert.detail},
+                patient_id=self.patient_id,
             )
+
+    def cleared(self) -> Cleared | None:
+        """An active answer clears, for its visit (or patient), every problem it did not raise."""
+        if self.status is not CheckStatus.ACTIVE:
+            return None
+        kinds = _KINDS - {alert.kind.value for alert in self.alerts}
+        entity, entity_id = self.entity
+        note = f"check {self.check_id}"
+        if entity == "appointment":
+            return Cleared(
+                CloseReason.CHECK_CLEAN, appointment_id=entity_id, kinds=kinds, note=note
+            )
+        return Cleared(CloseReason.CHECK_CLEAN, subject=self.entity, kinds=kinds, note=note)
 
     def row(self) -> dict[str, Any]:
         """The check's columns as this answer leaves them."""
@@ -131,6 +155,7 @@ def answered(
         deductible_remaining=deductible_remaining(result),
         plan_end=min(ends) if ends else None,
         alerts=tuple(alerts_for(result, context)),
+        patient_id=inquiry.context.patient_id,
     )
 
 
@@ -157,13 +182,20 @@ def failed(
         raw_format=response.raw_format if response is not None else None,
         error=error,
         alerts=(alert,),
+        patient_id=inquiry.context.patient_id,
     )
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def store_answers(session: Session, answers: Sequence[Answer]) -> None:
-    """Write answers and the work items they raise, in the caller's transaction."""
+    """Write answers, the work items they raise and those they clear, in the caller's
+    transaction."""
     session.execute(update(EligibilityCheck), [answer.row() for answer in answers])
     open_work_items(session, (need for answer in answers for need in answer.work()))
+    clear_work(session, (c for c in (answer.cleared() for answer in answers) if c is not None))
 
 
 class Recorder:

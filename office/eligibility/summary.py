@@ -18,22 +18,21 @@ OUTCOMES = ("due", "checked", "active", "inactive", "unverified", "errors", "ale
 
 
 def summarize(session: Session, check_ids: Sequence[int]) -> Counter[str]:
-    """Counts for a run: outcomes and alerts by kind.
+    """Counts for a run: outcomes, and the work items its answers raised, by kind.
 
     Read from the database rather than added up in memory, so a batch that was retried (or
-    a run that was restarted) is counted once, as it ended.
+    a run that was restarted) is counted once, as it ended. A problem is one item per
+    subject, so one patient-level problem two visits share counts once.
     """
     counts: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
     counts["due"] = len(check_ids)
     wanted = set(check_ids)
-    entities: dict[str, set[int]] = {}
+    patients: set[int] = set()
     for chunk in chunks(sorted(wanted)):
         rows = session.execute(
-            select(
-                EligibilityCheck.status,
-                EligibilityCheck.appointment_id,
-                EligibilityCheck.patient_id,
-            ).where(EligibilityCheck.id.in_(chunk))
+            select(EligibilityCheck.status, EligibilityCheck.patient_id).where(
+                EligibilityCheck.id.in_(chunk)
+            )
         )
         for row in rows:
             if row.status is CheckStatus.PENDING:
@@ -41,19 +40,13 @@ def summarize(session: Session, check_ids: Sequence[int]) -> Counter[str]:
                 continue
             counts["checked"] += 1
             counts["errors" if row.status is CheckStatus.ERROR else row.status.value] += 1
-            if row.appointment_id is not None:
-                entities.setdefault("appointment", set()).add(row.appointment_id)
-            else:
-                entities.setdefault("patient", set()).add(row.patient_id)
-    for entity, ids in entities.items():
-        for chunk in chunks(sorted(ids)):
-            items = session.execute(
-                select(WorkItem.kind, WorkItem.detail).where(
-                    WorkItem.entity == entity, WorkItem.entity_id.in_(chunk)
-                )
-            )
-            for item in items:
-                if (item.detail or {}).get("check_id") in wanted:
-                    counts["alerts"] += 1
-                    counts[f"alert_{item.kind}"] += 1
+            patients.add(row.patient_id)
+    for chunk in chunks(sorted(patients)):
+        items = session.execute(
+            select(WorkItem.kind, WorkItem.detail).where(WorkItem.patient_id.in_(chunk))
+        )
+        for item in items:
+            if (item.detail or {}).get("check_id") in wanted:
+                counts["alerts"] += 1
+                counts[f"alert_{item.kind}"] += 1
     return counts

@@ -29,10 +29,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from office.ledgers import apply_changes, open_work_item, record_change
+from office.ledgers.work import Cleared, clear_work
 from office.models import Appointment, AppointmentStatus, LinkUse
 from office.reminders.notices import enqueue_notices
 from office.reminders.visits import ACTIVE
 from office.signing import LinkError
+from office.workqueue.kinds import CloseReason
 
 __all__ = [
     "ACTOR",
@@ -267,6 +269,8 @@ def answer_link(
         # Withdraws the reminders still pending and queues the cancellation
         # notice, which the next reminder run sends.
         withdrawn = enqueue_notices(session, appointment.id, now=now).total("withdrawn")
+        cancelled = Cleared(CloseReason.VISIT_CANCELLED, appointment_id=appointment.id)
+        clear_work(session, [cancelled], now=now, actor=ACTOR)
     else:
         record_change(
             session,

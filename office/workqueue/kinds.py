@@ -146,7 +146,9 @@ KINDS: Final[tuple[Kind, ...]] = (
         "Referral needed (HMO)",
         BLOCKER,
         FRONT_DESK,
-        "Ask the patient's primary care provider for a referral and attach it before the visit.",
+        "Ask the patient's primary care provider for a referral covering the visits listed, "
+        "or have the patient make this practice their PCP with the plan.",
+        subject=Subject.PATIENT,
         closes_when=_CHECKED,
         due_before=timedelta(days=2),
     ),
@@ -201,6 +203,7 @@ KINDS: Final[tuple[Kind, ...]] = (
         ACTION,
         FRONT_DESK,
         "Update the copay on file and tell the patient the new amount before the visit.",
+        subject=Subject.PATIENT,
     ),
     Kind(
         "coordination_of_benefits",
@@ -331,6 +334,54 @@ KINDS: Final[tuple[Kind, ...]] = (
         MANAGER_ROLE,
         "Check whether it arrived before sending it again.",
         subject=Subject.RECORD,
+    ),
+    # --- records in (office.records; a person decides, so none closes by itself) ----------
+    Kind(
+        "possible_duplicate",
+        "Incoming record may be a patient already on file",
+        ACTION,
+        FRONT_DESK,
+        "Compare the scores and the records side by side: approve if it is the same "
+        "patient, reject if not (the decision is remembered).",
+        subject=Subject.RECORD,
+        closes_when=frozenset(),
+    ),
+    Kind(
+        "record_review",
+        "Patient changed a field staff must check",
+        ACTION,
+        FRONT_DESK,
+        "Check the change against the patient's ID or insurance card, then approve or reject.",
+        subject=Subject.RECORD,
+        closes_when=frozenset(),
+    ),
+    Kind(
+        "stale_update",
+        "Update older than the record it would change",
+        ACTION,
+        FRONT_DESK,
+        "Compare the update with the record as it is now: approve to apply it anyway, "
+        "reject to keep the record.",
+        subject=Subject.RECORD,
+        closes_when=frozenset(),
+    ),
+    Kind(
+        "merge_request",
+        "Sending system merged two patient records",
+        ACTION,
+        MANAGER_ROLE,
+        "Confirm both records are the same person, then approve the merge; reject otherwise.",
+        subject=Subject.RECORD,
+        closes_when=frozenset(),
+    ),
+    # --- follow-ups (office.followups) -------------------------------------------------------
+    Kind(
+        "followup_failed",
+        "A follow-up after a booking or record change kept failing",
+        ACTION,
+        FRONT_DESK,
+        "Re-check eligibility from the visit, or send the notice by hand; the error kind is "
+        "on the item.",
     ),
 )
 

@@ -68,6 +68,7 @@ __all__ = [
     "TrendView",
     "VisitRef",
     "VisitView",
+    "counts",
     "history",
     "practice_zone",
     "today",
@@ -290,7 +291,12 @@ def today(
         WorkItem.due_at,
         WorkItem.id,
     ]
-    rows = session.execute(_item_query().where(*where).order_by(*order).limit(limit)).all()
+    # The first `limit` ids in order, then their patients and assignees: the sort never
+    # carries the joined columns of the thousands of rows it passes over.
+    first = select(WorkItem.id).where(*where).order_by(*order).limit(limit).subquery()
+    rows = session.execute(
+        _item_query().join(first, first.c.id == WorkItem.id).order_by(*order)
+    ).all()
     visits = _visits_of(session, [row.id for row in rows])
     items = [_item_row(row, visits.get(row.id, ()), notes, moment) for row in rows]
     total = sum(c.count for c in counts if kind is None or c.kind == kind)
@@ -304,6 +310,18 @@ def today(
         viewer_role=viewer_role,
         generated_at=moment,
     )
+
+
+def counts(
+    session: Session,
+    *,
+    viewer_role: str | None,
+    notes_as_tasks: Collection[str] = (),
+    now: datetime | None = None,
+) -> tuple[KindCount, ...]:
+    """Open items per kind a viewer sees (Today's counts, without the items): the digest's."""
+    where = _visible(viewer_role, None, note_kinds(notes_as_tasks), clinic_id=None, role=None)
+    return tuple(_counts(session, where, now or utcnow()))
 
 
 def _visible(
@@ -391,33 +409,36 @@ def _visits_of(
     session: Session, item_ids: Sequence[int], *, cleared: bool = False
 ) -> dict[int, tuple[VisitRef, ...]]:
     """The visits each item lists (still affected ones, unless `cleared`), earliest first."""
-    found: dict[int, list[VisitRef]] = defaultdict(list)
-    for chunk in chunks(sorted(item_ids)):
-        query = (
-            select(
-                WorkItemVisit.work_item_id,
-                Appointment.id,
-                Appointment.start_at,
-                Appointment.status,
-                Location.id.label("clinic_id"),
-                Location.name,
-                Location.timezone,
-            )
-            .join(Appointment, Appointment.id == WorkItemVisit.appointment_id)
-            .join(Location, Location.id == Appointment.location_id)
-            .where(WorkItemVisit.work_item_id.in_(chunk))
-            .order_by(Appointment.start_at, Appointment.id)
+    query = (
+        select(
+            WorkItemVisit.work_item_id,
+            Appointment.id,
+            Appointment.start_at,
+            Appointment.status,
+            Location.id.label("clinic_id"),
+            Location.name,
+            Location.timezone,
         )
-        if not cleared:
-            query = query.where(WorkItemVisit.cleared_at.is_(None))
-        for row in session.execute(query):
-            found[row.work_item_id].append(
+        .join(Appointment, Appointment.id == WorkItemVisit.appointment_id)
+        .join(Location, Location.id == Appointment.location_id)
+        .order_by(Appointment.start_at, Appointment.id)
+    )
+    if not cleared:
+        query = query.where(WorkItemVisit.cleared_at.is_(None))
+    if isinstance(item_ids, Select):
+        batches = [query.where(WorkItemVisit.work_item_id.in_(item_ids))]
+    else:
+        batches = [
+            query.where(WorkItemVisit.work_item_id.in_(chunk)) for chunk in chunks(sorted(item_ids))
+        ]
+    found: dict[int, list[VisitRef]] = defaultdict(list)
+    for batch in batches:
+        for item_id, appointment_id, start, status, clinic_id, clinic, zone in session.execute(
+            batch
+        ).tuples():
+            found[item_id].append(
                 VisitRef(
-                    appointment_id=row.id,
-                    starts_at=row.start_at.astimezone(_zone(row.timezone)),
-                    clinic_id=row.clinic_id,
-                    clinic=row.name,
-                    status=row.status.value,
+                    appointment_id, start.astimezone(_zone(zone)), clinic_id, clinic, status.value
                 )
             )
     return {item_id: tuple(refs) for item_id, refs in found.items()}

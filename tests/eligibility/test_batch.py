@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.contracts.payers import PayerConfigError
@@ -257,7 +257,8 @@ def test_patient_answers_raise_their_alerts(
     ]
     kinds = sorted(item.kind for item in work(factory))
     assert kinds == ["ambiguous_match", "fix_patient_data", "not_active"]
-    assert all(item.entity == "appointment" and item.due_at is not None for item in work(factory))
+    # Patient-level problems: one item for the patient, listing the visit, due before it.
+    assert all(item.entity == "patient" and item.due_at is not None for item in work(factory))
 
 
 def test_retry_after_is_honoured_and_backoff_grows(
@@ -349,7 +350,7 @@ def test_summary_counts_outcomes_and_alert_kinds(
     )
 
 
-def test_reopened_work_item_is_refreshed_not_duplicated(
+def test_a_problem_back_after_its_item_was_done_opens_a_new_item(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
     payer_id, ids = prepare(factory, 1)
@@ -363,10 +364,10 @@ def test_reopened_work_item_is_refreshed_not_duplicated(
         [(_payer, again)] = record_pending(session, due, run_key="run-2", now=NOW).items()
     run(factory, settings, payer_id, again, fake)
     with factory() as session:
-        assert session.scalar(select(func.count()).select_from(WorkItem)) == 1
-        item = session.scalars(select(WorkItem)).one()
-        assert item.status is WorkStatus.OPEN
-        assert item.detail["check_id"] == again[0]
+        first, second = session.scalars(select(WorkItem).order_by(WorkItem.id)).all()
+        assert (first.id, first.status) == (item.id, WorkStatus.DONE)
+        assert second.status is WorkStatus.OPEN
+        assert second.detail["check_id"] == again[0]
 
 
 # --- the token bucket -----------------------------------------------------------------------

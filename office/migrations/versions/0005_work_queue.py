@@ -34,6 +34,8 @@ BLOCKERS = ("not_active", "authorization_required", "referral_needed", "service_
 INFO = ("plan_ending", "high_deductible")
 PATIENT_LEVEL = (
     "not_active",
+    "referral_needed",
+    "copay_changed",
     "fix_patient_data",
     "ambiguous_match",
     "unverified",
@@ -94,7 +96,10 @@ audit_log = sa.table(
 
 def upgrade() -> None:
     with op.batch_alter_table("work_items", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("priority", _PRIORITY, nullable=True))
+        # Filled from the catalog below; the default lets SQLite copy the rows over.
+        batch_op.add_column(
+            sa.Column("priority", _PRIORITY, nullable=False, server_default="action")
+        )
         batch_op.add_column(sa.Column("patient_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("assignee_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("close_reason", sa.String(length=40), nullable=True))
@@ -134,18 +139,19 @@ def upgrade() -> None:
 
     _fill_existing(datetime.now(UTC))
 
-    with op.batch_alter_table("work_items", schema=None) as batch_op:
-        batch_op.alter_column("priority", existing_type=_PRIORITY, nullable=False)
-        batch_op.create_index(
-            "uq_work_items_open_key",
-            ["dedupe_key"],
-            unique=True,
-            sqlite_where=sa.text("status = 'open'"),
-            postgresql_where=sa.text("status = 'open'"),
-        )
-        batch_op.create_index("ix_work_items_patient_status", ["patient_id", "status"])
-        batch_op.create_index("ix_work_items_closed_at", ["closed_at"])
-        batch_op.create_index("ix_work_items_created_at", ["created_at"])
+    # Plain CREATE INDEX on both backends: rebuilding work_items on SQLite now would drop
+    # a table the new visit rows point at.
+    op.create_index(
+        "uq_work_items_open_key",
+        "work_items",
+        ["dedupe_key"],
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    )
+    op.create_index("ix_work_items_patient_status", "work_items", ["patient_id", "status"])
+    op.create_index("ix_work_items_closed_at", "work_items", ["closed_at"])
+    op.create_index("ix_work_items_created_at", "work_items", ["created_at"])
 
 
 def _fill_existing(now: datetime) -> None:
@@ -298,11 +304,11 @@ def downgrade() -> None:
         batch_op.drop_column("role_lead")
     op.drop_index("ix_work_item_visits_appointment", table_name="work_item_visits")
     op.drop_table("work_item_visits")
+    op.drop_index("ix_work_items_created_at", table_name="work_items")
+    op.drop_index("ix_work_items_closed_at", table_name="work_items")
+    op.drop_index("ix_work_items_patient_status", table_name="work_items")
+    op.drop_index("uq_work_items_open_key", table_name="work_items")
     with op.batch_alter_table("work_items", schema=None) as batch_op:
-        batch_op.drop_index("ix_work_items_created_at")
-        batch_op.drop_index("ix_work_items_closed_at")
-        batch_op.drop_index("ix_work_items_patient_status")
-        batch_op.drop_index("uq_work_items_open_key")
         batch_op.drop_constraint(op.f("fk_work_items_assignee_id_staff"), type_="foreignkey")
         batch_op.drop_constraint(op.f("fk_work_items_patient_id_patients"), type_="foreignkey")
         batch_op.drop_column("close_note")
