@@ -731,3 +731,112 @@ class PatientAccess(Base):
     page: Mapped[str] = mapped_column(String(40))  # "today", "visit", ...
     client: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- staff onboarding and offboarding checklists (migration 0008) ------------------------------
+
+
+class ChecklistKind(StrEnum):
+    ONBOARDING = "onboarding"
+    OFFBOARDING = "offboarding"
+
+
+class ChecklistStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"  # every item it started with is done or skipped
+    WITHDRAWN = "withdrawn"  # the person left before it was finished
+
+
+class ItemStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"  # completed with its evidence (an access revoked: its owner confirmed)
+    SKIPPED = "skipped"  # a person said it does not apply; never one required by law
+    WITHDRAWN = "withdrawn"  # the person left before it was done
+
+
+class ClosedDay(Base):
+    """A day the practice is closed besides the US federal holidays: not a business day."""
+
+    __tablename__ = "practice_closed_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    note: Mapped[str | None] = mapped_column(String(200))
+    added_by: Mapped[str] = mapped_column(String(80))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Checklist(Base):
+    """One person's onboarding (from their start date) or offboarding (to their last day).
+
+    Built from a role template (`template`, at `template_version`: editing a template
+    changes future checklists only, since the items are copied here).
+    """
+
+    __tablename__ = "checklists"
+    __table_args__ = (
+        UniqueConstraint("staff_id", "kind", "anchor_on", name="uq_checklists_staff_kind_anchor"),
+        Index("ix_checklists_status_kind", "status", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
+    kind: Mapped[ChecklistKind] = mapped_column(_enum(ChecklistKind))
+    template: Mapped[str] = mapped_column(String(40))
+    template_version: Mapped[str] = mapped_column(String(64))
+    anchor_on: Mapped[date] = mapped_column(Date)  # start date, or the last day
+    status: Mapped[ChecklistStatus] = mapped_column(
+        _enum(ChecklistStatus), default=ChecklistStatus.OPEN
+    )
+    # Offboarding: "record" mirrors the accesses its onboarding granted; "template" takes the
+    # role template's, for someone who joined before officeflows kept checklists.
+    basis: Mapped[str] = mapped_column(String(16), default="record")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class ChecklistItem(Base):
+    """One thing someone must do for a person's start or departure, and its evidence."""
+
+    __tablename__ = "checklist_items"
+    __table_args__ = (
+        UniqueConstraint("checklist_id", "key", "occurrence", name="uq_checklist_items_key"),
+        Index("ix_checklist_items_status_due", "status", "due_on"),
+        Index("ix_checklist_items_owner_status", "owner_staff_id", "status"),
+        Index("ix_checklist_items_staff_status", "staff_id", "status"),
+        Index("ix_checklist_items_renewal_of", "renewal_of_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checklist_id: Mapped[int] = mapped_column(ForeignKey("checklists.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))  # whose checklist
+    key: Mapped[str] = mapped_column(String(60))
+    occurrence: Mapped[int] = mapped_column(default=1)  # 2, 3, ...: a recurring item renewed
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(32))
+    owner: Mapped[str] = mapped_column(String(40))  # as in the template: new_hire, manager, a role
+    owner_role: Mapped[str | None] = mapped_column(String(40))  # its holders may complete it
+    owner_staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    due_on: Mapped[date] = mapped_column(Date)
+    depends_on: Mapped[list[Any]] = mapped_column(default=list)  # keys in the same checklist
+    evidence_required: Mapped[list[Any]] = mapped_column(default=list)
+    required_by_law: Mapped[bool] = mapped_column(default=False)
+    access: Mapped[str | None] = mapped_column(String(60))  # what doing it grants (or revokes)
+    recur_months: Mapped[int | None] = mapped_column()
+    status: Mapped[ItemStatus] = mapped_column(_enum(ItemStatus), default=ItemStatus.OPEN)
+    released_on: Mapped[date | None] = mapped_column(Date)  # its last dependency closed
+    reminded_on: Mapped[date | None] = mapped_column(Date)
+    escalation_level: Mapped[int] = mapped_column(default=0)  # 1 owner, 2 manager, 3 officer
+    escalated_on: Mapped[date | None] = mapped_column(Date)
+    completed_on: Mapped[date | None] = mapped_column(Date)
+    completed_at: Mapped[datetime | None] = mapped_column()
+    completed_by: Mapped[str | None] = mapped_column(String(80))
+    completed_via: Mapped[str | None] = mapped_column(String(16))  # board, link, cli
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # no file bytes: a path, hash
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    renewal_of_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_items.id"))
+    revokes_item_id: Mapped[int | None] = mapped_column(ForeignKey("checklist_items.id"))
+    closed_reason: Mapped[str | None] = mapped_column(Text)  # why skipped or withdrawn
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
