@@ -115,6 +115,12 @@ def run_demo(
             from app.prefect_handoff import run_demo_flows
 
             reports = run_demo_flows(settings, engine, now=now, console=console, timings=timings)
+        else:
+            # Mail waiting for office serve's route-mail schedule, as a real mailbox would be.
+            from app.demo_mail import fill_demo_mailbox
+
+            with transaction(factory) as session:
+                fill_demo_mailbox(settings, session)
         with factory() as session:
             status = collect_status(session, notes_as_tasks=settings.queue_note_kinds_as_tasks)
     finally:

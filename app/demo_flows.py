@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from flows.eligibility import verify_eligibility
 from flows.intake import process_inbox
+from flows.mail import route_mail
 from flows.reminders import send_reminders
 from flows.runtime import office
 from office.models import InboxItem, InboxStatus
@@ -32,6 +33,7 @@ async def run_all(*, now: datetime, console: Console, timings: Timings) -> list[
         ("process-inbox", _process_pending_inbox),
         ("verify-eligibility", lambda: verify_eligibility(days_ahead=DEMO_DAYS_AHEAD, now=now)),
         ("send-reminders", lambda: send_reminders(now=now)),
+        ("route-mail", lambda: _route_demo_mail(now)),
     ]
     reports = []
     for name, step in steps:
@@ -59,6 +61,17 @@ async def _process_pending_inbox() -> dict[str, int]:
         key = str(outcome["status"])
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+async def _route_demo_mail(now: datetime) -> dict[str, int]:
+    """The demo's mailbox filled after the reminders went out (so some bounce), then routed."""
+    from app.demo_mail import fill_demo_mailbox
+    from office.db import transaction
+
+    runtime = office()
+    with transaction(runtime.factory) as session:
+        fill_demo_mailbox(runtime.settings, session)
+    return await route_mail(now=now)
 
 
 def _report(name: str, seconds: float, counts: dict[str, int]) -> FlowReport:

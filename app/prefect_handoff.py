@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ __all__ = [
     "prefect_api",
     "run_demo_flows",
     "serve_all",
+    "wake_route_mail",
 ]
 
 log = logging.getLogger("office.handoff")
@@ -50,6 +52,7 @@ log = logging.getLogger("office.handoff")
 REPO = Path(__file__).resolve().parent.parent
 DEPLOYMENTS_FILE = REPO / "deployments" / "prefect.yaml"
 INTAKE_DEPLOYMENT = "process-inbox/intake"
+MAIL_ARRIVAL_DEPLOYMENT = "route-mail/on-arrival"
 
 
 @contextmanager
@@ -94,6 +97,23 @@ async def dispatch_inbox(inbox_id: int, key: str) -> str | None:
         timeout=0,
     )
     return str(run.id)
+
+
+async def wake_route_mail(mailbox: str) -> None:
+    """Start route-mail for one mailbox now (IMAP IDLE saw mail); one run per mailbox a minute.
+
+    The key folds wake-ups that come in a burst (several announcements, a reconnect) into
+    the run already started; the every-5-minutes schedule still sweeps behind it.
+    """
+    from prefect.deployments import arun_deployment
+
+    minute = int(time.time() // 60)
+    await arun_deployment(
+        MAIL_ARRIVAL_DEPLOYMENT,
+        parameters={"mailbox": mailbox},
+        idempotency_key=f"route-mail-{mailbox}-{minute}",
+        timeout=0,
+    )
 
 
 class DeploymentsFileError(ValueError):

@@ -1,7 +1,9 @@
-"""`office serve`: the web intake, the inbox sweeper and Prefect serving, in one process.
+"""`office serve`: the web intake, the HL7 listener, the mailbox watcher, the inbox sweeper
+and Prefect serving, in one process.
 
 The main thread owns the Prefect server (a child process, `app.prefect_server`) and the
-signals; the service (uvicorn, Prefect's runner, the sweeper) runs on one event loop in a
+signals; the service (uvicorn, the MLLP listener, the IMAP IDLE watcher, Prefect's runner,
+the sweeper) runs on one event loop in a
 second thread, where neither uvicorn nor the runner installs signal handlers of its own.
 SIGINT or SIGTERM asks the service to stop in order: the intake finishes its requests, the
 runner pauses the schedules, the sweeper ends; then the Prefect server stops, and one line
@@ -17,7 +19,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
@@ -98,6 +100,11 @@ def run_server(
             f"port {port} on {host} is taken, so the intake cannot listen there: stop what "
             "listens on it, or choose another with --port"
         )
+    if settings.mllp_port and port_taken(settings.mllp_host, settings.mllp_port):
+        raise PrefectServerError(
+            f"port {settings.mllp_port} on {settings.mllp_host} is taken, so the HL7 listener "
+            "cannot listen there: stop what listens on it, or set OFFICE_MLLP_PORT"
+        )
     specs = load_specs(deployments, timezone=schedule_zone(settings))
 
     def say(line: str) -> None:
@@ -109,7 +116,10 @@ def run_server(
         say(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
         stop = threading.Event()
         with _stop_on_signals(stop):
-            _run_in_thread(_serve(settings, prefect, host=host, port=port, specs=specs, stop=stop))
+            service = _serve(
+                settings, prefect, host=host, port=port, specs=specs, stop=stop, say=say
+            )
+            _run_in_thread(service)
     say("officeflows stopped; schedules paused until the next `office serve`")
 
 
@@ -163,8 +173,11 @@ async def _serve(
     port: int,
     specs: list[DeploymentSpec],
     stop: threading.Event,
+    say: Callable[[str], None],
 ) -> None:
-    from app.prefect_handoff import dispatch_inbox, serve_all
+    from app.prefect_handoff import dispatch_inbox, serve_all, wake_route_mail
+    from integrations.hl7 import serve_mllp
+    from integrations.mailbox.watch import watch_mailboxes
 
     engine = make_engine(settings.db_url)
     factory = make_sessionmaker(engine)
@@ -181,7 +194,19 @@ async def _serve(
     web = asyncio.create_task(intake.serve(), name="web")
     runner = asyncio.create_task(serve_all(specs), name="prefect")
     sweeper = asyncio.create_task(sweep_forever(factory, dispatch_inbox), name="sweeper")
-    parts = [web, runner, sweeper]
+    hl7 = asyncio.create_task(
+        serve_mllp(
+            settings,
+            factory,
+            dispatch_inbox,
+            ready=lambda h, p: say(f"HL7 v2 (MLLP): {h}:{p} (ADT and SIU; ACK after storing)"),
+        ),
+        name="mllp",
+    )
+    parts = [web, runner, sweeper, hl7]
+    if any(box.kind == "imap" for box in settings.inbound_mailboxes):
+        # Maildir mailboxes have no IDLE: route-mail's schedule reads them.
+        parts.append(asyncio.create_task(watch_mailboxes(settings, wake_route_mail), name="mail"))
     if prefect.started:
         parts.append(asyncio.create_task(_watch(prefect), name="prefect-server"))
     requested = asyncio.create_task(asyncio.to_thread(stop.wait), name="stop")

@@ -4,6 +4,7 @@ and completes with nobody typing a command, and SIGTERM stops everything in one 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -12,13 +13,19 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from app.prefect_server import home_server
+from integrations.hl7.samples import SamplePatient, adt_message
+from integrations.hl7.sender import MllpSender
+from office.db import make_engine, make_sessionmaker
+from office.models import InboxItem
 from office.settings import Settings
 from tests.app.processes import alive, descendants, in_group, wait_for
 
@@ -40,6 +47,7 @@ deployments:
       - {rrule: "FREQ=WEEKLY;BYDAY=SA;BYHOUR=9;BYMINUTE=0", timezone: America/New_York,
          slug: saturday}
 """
+NOW = datetime(2026, 3, 2, 15, 30, tzinfo=UTC)
 PREFECT_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| ")
 
 
@@ -57,6 +65,7 @@ def office_env(home: Path) -> dict[str, str]:
         "OFFICE_HOME": str(home),
         "OFFICE_SECRET_KEY": "k" * 40,
         "OFFICE_WEBHOOK_SECRET": "w" * 40,
+        "OFFICE_MLLP_PORT": "0",  # any free port: tests run side by side
         # Prefect's own knobs, so the test need not wait a minute for each loop.
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
@@ -133,6 +142,27 @@ def test_the_printed_urls_are_the_ui_and_the_intake(served: Served) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert "<html" in page.text.lower()
     assert httpx.get(f"{served.intake_url}/healthz", trust_env=False, timeout=60).status_code == 200
+
+
+def test_the_hl7_listener_stores_then_acknowledges(served: Served) -> None:
+    line = re.compile(r"HL7 v2 \(MLLP\): (\S+):(\d+)")
+    assert wait_for(lambda: line.search(served.text()) is not None, within=60), served.text()
+    address = line.search(served.text())
+    assert address
+    message = adt_message("A08", "SERVE-0001", SamplePatient(mrn="MRN90001"), sent_at=NOW)
+
+    async def send() -> str:
+        async with MllpSender(address[1], int(address[2]), ack_timeout=60) as sender:
+            return (await sender.deliver(message)).code
+
+    assert asyncio.run(send()) == "AA"
+    engine = make_engine(f"sqlite:///{served.home / 'office.db'}")
+    try:
+        with make_sessionmaker(engine)() as session:
+            keys = session.scalars(select(InboxItem.idempotency_key)).all()
+    finally:
+        engine.dispose()
+    assert "SERVE-0001" in keys
 
 
 def test_the_server_keeps_its_state_in_the_home_with_the_scheduler_on(served: Served) -> None:

@@ -20,7 +20,16 @@ from sqlalchemy import func, select
 
 from app.demo import demo_clock
 from office.db import make_engine, make_sessionmaker
-from office.models import Appointment, Location, Patient, Staff, StaffStatus, utcnow
+from office.models import (
+    Appointment,
+    Location,
+    MailMessage,
+    MailStatus,
+    Patient,
+    Staff,
+    StaffStatus,
+    utcnow,
+)
 from tests.app.processes import alive, in_group, wait_for
 
 SLOW_START = Path(__file__).resolve().parent.parent / "app" / "slow_start.py"
@@ -77,7 +86,12 @@ def test_demo_twice_is_safe_and_reports(tmp_path: Path) -> None:
         starts = session.scalars(select(Appointment.start_at)).all()
         assert max(starts) <= demo_clock(utcnow()) + timedelta(days=14)
         surnames = set(session.scalars(select(Patient.last_name)))
+        # The demo's mailbox was filled after the reminders and routed: none left unread.
+        mail = session.scalars(select(MailMessage.status)).all()
     engine.dispose()
+    assert "route-mail" in outputs[1]
+    assert len(mail) >= 40
+    assert MailStatus.STORED not in mail
     # The summary is counts only: no patient's name reaches the terminal.
     assert not any(f" {name} " in outputs[1] for name in surnames)
     # Whatever the hour, the demo runs when its send window is open, and mails reminders.
@@ -87,12 +101,14 @@ def test_demo_twice_is_safe_and_reports(tmp_path: Path) -> None:
 
 def check_a_demo_reminder(outbox: Path) -> None:
     """A reminder the demo wrote reads back with the standard parsers, calendar included."""
-    files = sorted(outbox.glob("*.eml"))
-    assert files
-    message = BytesParser(policy=policy.default).parsebytes(files[0].read_bytes())
+    # The outbox also holds the acknowledgements of routed mail (auto-replied): a reminder
+    # is the first auto-generated message.
+    parse = BytesParser(policy=policy.default).parsebytes
+    sent = [(path, parse(path.read_bytes())) for path in sorted(outbox.glob("*.eml"))]
+    assert any(m["Auto-Submitted"] == "auto-replied" for _, m in sent)
+    path, message = next((p, m) for p, m in sent if m["Auto-Submitted"] == "auto-generated")
     assert isinstance(message, EmailMessage)
-    assert message["Auto-Submitted"] == "auto-generated"
-    assert message["Message-ID"] == f"<{files[0].stem}>"
+    assert message["Message-ID"] == f"<{path.stem}>"
     assert message.get_body(preferencelist=("plain",)) is not None
     inline = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
     assert inline.get_param("method") == "REQUEST"

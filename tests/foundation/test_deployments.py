@@ -157,3 +157,34 @@ def test_default_parameters_fit_the_flow_signature(spec: DeploymentSpec) -> None
 
 def test_deployments_file_lives_where_the_readme_says() -> None:
     assert DEPLOYMENTS_FILE.parts[-2:] == ("deployments", "prefect.yaml")
+
+
+def test_office_serve_hands_an_idle_wake_up_to_the_on_arrival_deployment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The watcher's wake-up names a deployment that exists, with the mailbox only, and a
+    burst of wake-ups within a minute is one run (one idempotency key)."""
+    import prefect.deployments
+
+    from app.prefect_handoff import MAIL_ARRIVAL_DEPLOYMENT, wake_route_mail
+
+    calls: list[dict[str, object]] = []
+
+    async def record(name: str, **kwargs: object) -> None:
+        calls.append({"name": name, **kwargs})
+
+    monkeypatch.setattr(prefect.deployments, "arun_deployment", record)
+    monkeypatch.setattr("time.time", lambda: 1_800_000_000.0)
+    asyncio.run(wake_route_mail("front-desk"))
+    asyncio.run(wake_route_mail("front-desk"))
+    asyncio.run(wake_route_mail("billing"))
+
+    flow_name, _, deployment = MAIL_ARRIVAL_DEPLOYMENT.partition("/")
+    spec = next(s for s in load_specs() if s.name == deployment)
+    assert _load_flow(spec.entrypoint).name == flow_name
+    assert [c["parameters"] for c in calls] == [{"mailbox": "front-desk"}] * 2 + [
+        {"mailbox": "billing"}
+    ]
+    keys = [c["idempotency_key"] for c in calls]
+    assert keys[0] == keys[1] != keys[2]
+    assert all(c["timeout"] == 0 for c in calls)
