@@ -8,7 +8,7 @@ counts only, and nothing is cached or persisted.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -16,6 +16,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.forms import AsOf, practice_instant
 from flows.runtime import office
 from integrations.mail import get_mailer
 from office.contracts.mail import MailRetryableError
@@ -23,7 +24,6 @@ from office.db import transaction
 from office.ledgers.work import sweep_work
 from office.mailing import send_outbox
 from office.messages import address_domain
-from office.models import utcnow
 from office.workqueue.digest import DigestPlan, digest_composers, queue_digests
 from office.workqueue.views import counts
 
@@ -113,13 +113,14 @@ def open_counts(now: datetime) -> list[dict[str, Any]]:
 
 
 @flow(name="daily-digest", persist_result=False)
-async def daily_digest(now: datetime | None = None) -> dict[str, int]:
+async def daily_digest(now: AsOf = None) -> dict[str, int]:
     """Weekday mornings: close what is moot, then mail each role lead the queue's counts.
 
     Args:
-        now: The instant to compute from; leave empty for the real clock.
+        now: The instant to compute from; without an offset it is the practice's wall-clock
+            time. Leave empty for the real clock.
     """
-    moment = now.astimezone(UTC) if now is not None else utcnow()
+    moment = practice_instant(now)
     closed = sweep_queue(moment)
     leads = queue_digest_mail(moment)
     sent = await send_digest_mail(moment)

@@ -20,11 +20,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
-from pydantic import Field
 
+from flows.forms import AsOf, practice_instant, titled
 from flows.runtime import office
 from integrations.payers import payers_from_settings
-from office.clock import as_utc
 from office.db import transaction
 from office.eligibility import (
     BatchConfig,
@@ -61,9 +60,9 @@ class EligibilityBatchesFailed(RuntimeError):
 
 @flow(name="verify-eligibility", persist_result=False)
 async def verify_eligibility(
-    days_ahead: Annotated[int, Field(ge=0, le=60)] = 3,
-    refresh_after_days: Annotated[int, Field(ge=0, le=365)] = 7,
-    now: datetime | None = None,
+    days_ahead: Annotated[int, titled("Days ahead", ge=0, le=60)] = 3,
+    refresh_after_days: Annotated[int, titled("Re-check after (days)", ge=0, le=365)] = 7,
+    now: AsOf = None,
 ) -> dict[str, int]:
     """Check insurance for every booked visit in the next few days, once per refresh period.
 
@@ -84,7 +83,9 @@ async def verify_eligibility(
     flow_run_name="appointment-{appointment_id}",
     persist_result=False,
 )
-async def verify_appointment(appointment_id: Annotated[int, Field(ge=0)]) -> dict[str, int]:
+async def verify_appointment(
+    appointment_id: Annotated[int, titled("Appointment id", ge=1)],
+) -> dict[str, int]:
     """Check insurance for one visit now: a new booking, or a manual run from the UI.
 
     Args:
@@ -97,7 +98,7 @@ async def verify_appointment(appointment_id: Annotated[int, Field(ge=0)]) -> dic
 
 
 @flow(name="refresh-eligibility", persist_result=False)
-async def refresh_eligibility(now: datetime | None = None) -> dict[str, int]:
+async def refresh_eligibility(now: AsOf = None) -> dict[str, int]:
     """Monthly: re-check everyone seen or booked in the last 12 months, STC 30, as of today.
 
     Args:
@@ -118,7 +119,7 @@ def plan_daily_checks(
 ) -> Batches:
     """Record a pending check for each visit due one; returns check ids per payer."""
     app = office()
-    moment = _moment(now)
+    moment = practice_instant(now)
     today = local_today(moment, app.settings.practice_timezone)
     with transaction(app.factory) as session:
         due = select_due(
@@ -144,7 +145,7 @@ def plan_appointment_check(appointment_id: int, run_key: str) -> Batches:
 def plan_refresh_checks(now: datetime | None, run_key: str) -> Batches:
     """Record a pending STC 30 check per patient seen in the last year, dated today."""
     app = office()
-    moment = _moment(now)
+    moment = practice_instant(now)
     today = local_today(moment, app.settings.practice_timezone)
     with transaction(app.factory) as session:
         due = select_refresh(session, now=moment, today=today)
@@ -196,7 +197,7 @@ def batch_config(settings: Settings, *, final: bool, now: datetime | None) -> Ba
 
 async def check_batches(batches: Batches, now: datetime | None) -> list[BaseException]:
     """Run every payer's batch at once; returns the failures, as a failed batch stops no other."""
-    moment = None if now is None else _moment(now)
+    moment = None if now is None else practice_instant(now)
     logger = get_run_logger()
     logger.info("%d checks for %d payers", sum(map(len, batches.values())), len(batches))
     results = await asyncio.gather(
@@ -244,8 +245,3 @@ def _inline(counts: Mapping[str, int]) -> str:
 def _run_key() -> str:
     """Names this flow run on the check rows, so a retry of the run finds its own."""
     return f"{flow_run.get_flow_name()}:{flow_run.get_id()}"
-
-
-def _moment(now: datetime | None) -> datetime:
-    """`now` as a UTC instant (read in the practice's zone when it has no offset), or the time."""
-    return utcnow() if now is None else as_utc(now, office().settings.practice_timezone)

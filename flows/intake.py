@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.forms import titled
 from flows.runtime import office
 from office.intake import ProcessResult, process_item
 
@@ -18,7 +21,9 @@ def handle_item(inbox_id: int) -> ProcessResult:
 
 
 @flow(name="process-inbox", flow_run_name="inbox-{inbox_id}", persist_result=False)
-async def process_inbox(inbox_id: int) -> dict[str, object]:
+async def process_inbox(
+    inbox_id: Annotated[int, titled("Inbox item id", ge=1)],
+) -> dict[str, object]:
     """Act on one stored webhook, file row or message by its inbox id.
 
     Args:

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.forms import AsOf, practice_instant, titled
 from flows.runtime import office
 from integrations.mail import get_mailer
 from integrations.mailbox import open_mailbox
@@ -36,7 +37,6 @@ from office.mail import (
 )
 from office.mailing import send_outbox
 from office.messages import address_domain
-from office.models import utcnow
 from office.render import TEMPLATES_DIR
 from office.settings import Settings
 
@@ -50,6 +50,9 @@ __all__ = [
     "send_mail",
     "store_mail",
 ]
+
+MAILBOX_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
+"""A mailbox name as OFFICE_MAILBOXES allows it ("all" fits too)."""
 
 MAX_PER_RUN = 5000
 """Messages one run stores per mailbox; the next run, five minutes later, takes the rest."""
@@ -206,16 +209,19 @@ async def run_steps(
 
 @flow(name="route-mail", flow_run_name="route-mail-{mailbox}", persist_result=False)
 async def route_mail(
-    mailbox: str = "all", backlog: bool = False, now: datetime | None = None
+    mailbox: Annotated[str, titled("Mailbox", pattern=MAILBOX_PATTERN, max_length=40)] = "all",
+    backlog: Annotated[bool, titled("Backlog import")] = False,
+    now: AsOf = None,
 ) -> dict[str, int]:
     """Store, route and file every mailbox's new mail, then send acknowledgements; every 5 min.
 
     Args:
-        mailbox: One mailbox's name, or "all".
+        mailbox: One mailbox's name (as OFFICE_MAILBOXES names it), or "all".
         backlog: An import of old mail: stored and routed, never acknowledged.
-        now: The instant to compute from; leave empty for the real clock.
+        now: The instant to compute from; without an offset it is the practice's wall-clock
+            time. Leave empty for the real clock.
     """
-    moment = now.astimezone(UTC) if now is not None else utcnow()
+    moment = practice_instant(now)
     settings = office().settings
     names = (
         [box.name for box in settings.inbound_mailboxes]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.forms import AsOf, practice_instant, titled
 from flows.runtime import office
 from integrations.transports import channels_from_settings
 from office.clock import chunks
@@ -33,6 +34,7 @@ from office.reminders import (
     due_outbox_ids,
     enqueue_due,
     enqueue_notices,
+    preview,
     reconcile_interrupted,
     send_batch,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "BATCH_SIZE",
     "LATE_AFTER",
     "find_due",
+    "preview_due",
     "record_due",
     "record_notices",
     "run_steps",
@@ -83,6 +86,22 @@ def record_notices(appointment_id: int, now: datetime) -> dict[str, int]:
     """Queue the confirmation, reschedule or cancellation notice this appointment needs."""
     with transaction(office().factory) as session:
         return enqueue_notices(session, appointment_id, now=now).to_dict()
+
+
+@task(name="preview-due-messages", cache_policy=NO_CACHE, persist_result=False)
+def preview_due(now: datetime) -> list[dict[str, Any]]:
+    """What a run at `now` would send or skip, by appointment id; reads only, writes nothing."""
+    return [
+        {
+            "appointment_id": line.appointment_id,
+            "kind": line.kind,
+            "offset": line.offset,
+            "channel": line.channel,
+            "would": "skip" if line.skip else "send",
+            "why": line.skip or "",
+        }
+        for line in preview(office().factory, now=now, hours=0)
+    ]
 
 
 @task(name="find-due-messages", cache_policy=NO_CACHE, persist_result=False)
@@ -129,9 +148,7 @@ def _clock(now: datetime | None) -> tuple[datetime, bool]:
     ago as if it were now, and the outbox keys make the pile-up harmless.
     """
     if now is not None:
-        if now.tzinfo is None or now.utcoffset() is None:
-            raise ValueError("now must be timezone-aware")
-        return now.astimezone(UTC), False
+        return practice_instant(now), False
     from prefect.runtime import flow_run
 
     real = utcnow()
@@ -167,20 +184,46 @@ async def run_steps(
     return tally
 
 
+async def _dry_run(moment: datetime) -> dict[str, int]:
+    """What a run now would do, published as ids and counts; the outbox is left as it is."""
+    lines = preview_due(moment)
+    rows = lines or [
+        {"appointment_id": "-", "kind": "-", "offset": "-", "channel": "-", "would": "nothing due"}
+    ]
+    await acreate_table_artifact(
+        table=rows,
+        key="reminder-dry-run",
+        description="Dry run: what this run would send or skip, by appointment id (nothing sent)",
+    )
+    would_send = sum(line["would"] == "send" for line in lines)
+    get_run_logger().info(
+        "dry run: %d would be sent, %d skipped; nothing recorded or sent",
+        would_send,
+        len(lines) - would_send,
+    )
+    return {"would_send": would_send, "would_skip": len(lines) - would_send, "dry_run": 1}
+
+
 async def _publish(tally: Tally, key: str, description: str) -> None:
     rows = tally.rows() or [{"kind": "-", "channel": "-", "outcome": "nothing due", "count": 0}]
     await acreate_table_artifact(table=rows, key=key, description=description)
 
 
 @flow(name="send-reminders", persist_result=False)
-async def send_reminders(now: datetime | None = None) -> dict[str, int]:
+async def send_reminders(
+    now: AsOf = None, dry_run: Annotated[bool, titled("Dry run")] = False
+) -> dict[str, int]:
     """Send every reminder that is due, each exactly once; runs every 15 minutes.
 
     Args:
-        now: The instant to compute from; leave empty for the real clock (tests
-            and replays pass one).
+        now: The instant to compute from; without an offset it is the practice's
+            wall-clock time. Leave empty for the real clock.
+        dry_run: Only list what this run would send or skip (appointment ids and
+            counts, in the run's artifact); record nothing and send nothing.
     """
     moment, late = _clock(now)
+    if dry_run:
+        return await _dry_run(moment)
     tally = await run_steps(moment, settle_interrupted, record_due, find_due, send_messages)
     await _publish(tally, "reminder-run", "Reminder messages by kind, channel and outcome")
     return {**tally.flat(), "late_run": int(late)}
@@ -191,7 +234,9 @@ async def send_reminders(now: datetime | None = None) -> dict[str, int]:
     flow_run_name="notices-{appointment_id}",
     persist_result=False,
 )
-async def send_appointment_notices(appointment_id: int) -> dict[str, int]:
+async def send_appointment_notices(
+    appointment_id: Annotated[int, titled("Appointment id", ge=1)],
+) -> dict[str, int]:
     """Send the booking confirmation, reschedule or cancellation notice for one appointment.
 
     Args:

@@ -77,7 +77,9 @@ def _planned(session: Session, now: datetime, until: datetime, policy: Policy) -
         seen = recorded(session, chunk)
         for visit in visits.values():
             plans = plan_reminders(visit.facts, policy)
-            overdue = {id(p): p for p in due_now(plans, now)}
+            due = [plan for plan in plans if plan.send_at <= now]
+            # due_now answers in the order it was given, a superseded plan as a new copy.
+            overdue = {id(plan): shown for plan, shown in zip(due, due_now(due, now), strict=True)}
             for plan in plans:
                 if plan.send_at > until or identity(visit, plan) in seen:
                     continue

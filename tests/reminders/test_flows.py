@@ -95,9 +95,12 @@ def test_booking_notice_flow_writes_an_eml_a_standards_parser_reads_back(
     assert (row.status, row.message_id) == (OutboxStatus.SENT, str(message["Message-ID"]))
 
 
-def test_late_run_computes_from_the_real_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_late_run_computes_from_the_real_clock(
+    monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
     from prefect.runtime import flow_run
 
+    use_office(settings)
     stale = datetime.now(UTC) - timedelta(hours=3)
     monkeypatch.setattr(flow_run, "scheduled_start_time", stale, raising=False)
     with disable_run_logger():
@@ -106,8 +109,38 @@ def test_late_run_computes_from_the_real_clock(monkeypatch: pytest.MonkeyPatch) 
     assert moment - stale > timedelta(hours=2)
     given, flagged = reminder_flows._clock(NOW)
     assert (given, flagged) == (NOW, False)
-    with pytest.raises(ValueError, match="timezone-aware"):
-        reminder_flows._clock(datetime(2026, 12, 1, 16, 0))
+    # Without an offset, as a form or `prefect deployment run` may give it: practice time.
+    assert reminder_flows._clock(datetime(2026, 12, 1, 10, 0)) == (NOW, False)
+
+
+def test_dry_run_lists_ids_and_counts_and_records_and_sends_nothing(
+    clinic: Clinic, settings: Settings
+) -> None:
+    patient = clinic.patient(email="jane.doe@example.test", first_name="Jane")
+    visit = clinic.appointment(patient, start=NOW + timedelta(hours=24))
+    _install(clinic, settings)
+
+    counts = asyncio.run(send_reminders(now=datetime(2026, 12, 1, 10, 0), dry_run=True))
+    rows = asyncio.run(_artifact("reminder-dry-run"))
+
+    assert counts == {"would_send": 2, "would_skip": 1, "dry_run": 1}
+    assert clinic.outbox() == []
+    assert sent_mail(settings) == []
+    assert {(row["appointment_id"], row["channel"], row["would"]) for row in rows} == {
+        (visit, "email", "send"),
+        (visit, "sms", "send"),
+        (visit, "email", "skip"),
+    }
+    assert all(
+        set(row) == {"appointment_id", "kind", "offset", "channel", "would", "why"} for row in rows
+    )
+    dumped = json.dumps(rows).lower()
+    assert "jane" not in dumped
+    assert "example.test" not in dumped
+    assert "5550123" not in dumped
+
+    sent = asyncio.run(send_reminders(now=NOW))
+    assert (sent["sent_email"], sent["sent_sms"]) == (1, 1)
 
 
 class _State:
