@@ -4,6 +4,10 @@ Events apply in the order the practice-management system made them, not the orde
 arrive: each carries `occurred_at`, the time of the last one applied to an appointment is
 kept in the audit ledger (field `pms_event_at`), and an older event is refused, so a late
 or replayed `booked` can never undo a later `cancelled`.
+
+HL7 SIU messages and FHIR Appointments arrive as a normalized `BookingUpdate`
+(`office.records.updates`); `apply_booking_update` resolves their patient and location and
+applies them through the same `apply_booking_event` as the webhook's JSON.
 """
 
 from __future__ import annotations
@@ -26,11 +30,20 @@ from office.models import (
     InboxItem,
     Location,
     Patient,
+    PatientIdentifier,
     Provider,
 )
+from office.records.updates import BookingUpdate
 from office.workqueue.kinds import CloseReason
 
-__all__ = ["EVENT_TIME_FIELD", "BookingEvent", "apply_booking"]
+__all__ = [
+    "EVENT_TIME_FIELD",
+    "BookingEvent",
+    "apply_booking",
+    "apply_booking_event",
+    "apply_booking_update",
+    "booking_event",
+]
 
 # The audit field holding when the practice-management system made the last applied event.
 EVENT_TIME_FIELD = "pms_event_at"
@@ -65,8 +78,65 @@ def parse_booking(body: bytes) -> BookingEvent:
 
 
 def apply_booking(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
+    """The bookings webhook's handler: its JSON body is one `BookingEvent`."""
+    return apply_booking_event(session, parse_booking(item.body), item=item, now=now)
+
+
+def apply_booking_update(
+    session: Session, update: BookingUpdate, *, item: InboxItem, now: datetime
+) -> Outcome:
+    """A booking from HL7 SIU or a FHIR Appointment, applied as the bookings webhook's is.
+
+    The patient is named by MRN or by the sender's id for them (`patient_identifiers`),
+    the location by our id or its name; what cannot be resolved is rejected by name.
+    """
+    return apply_booking_event(session, booking_event(session, update), item=item, now=now)
+
+
+def booking_event(session: Session, update: BookingUpdate) -> BookingEvent:
+    """The `BookingEvent` a normalized booking stands for, with our MRN and location id."""
+    mrn = update.patient_mrn
+    if mrn is None and update.patient_identifier is not None:
+        mrn = session.scalar(
+            select(Patient.mrn)
+            .join(PatientIdentifier, PatientIdentifier.patient_id == Patient.id)
+            .where(
+                PatientIdentifier.system == update.patient_identifier.system,
+                PatientIdentifier.value == update.patient_identifier.value,
+            )
+        )
+    location_id = update.location_id
+    if location_id is None and update.location_name:
+        location_id = session.scalar(
+            select(Location.id).where(Location.name == update.location_name).limit(1)
+        )
+    missing = [
+        name for name, value in (("patient", mrn), ("location", location_id)) if value is None
+    ]
+    if missing:
+        raise IntakeRejected("unknown " + ", ".join(missing))
+    payload = {
+        "event": update.event,
+        "external_id": update.external_id,
+        "patient_mrn": mrn,
+        "provider_npi": update.provider_npi,
+        "location_id": location_id,
+        "appointment_type": update.appointment_type,
+        "start": update.start,
+        "duration_minutes": update.duration_minutes,
+        "occurred_at": update.occurred_at,
+    }
+    try:
+        return BookingEvent.model_validate(payload)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        raise IntakeRejected("invalid booking: " + ", ".join(fields)) from None
+
+
+def apply_booking_event(
+    session: Session, event: BookingEvent, *, item: InboxItem, now: datetime
+) -> Outcome:
     """Create, move, confirm or cancel the appointment the event names, unless it is stale."""
-    event = parse_booking(item.body)
     source = f"inbox:{item.id}"
     actor = f"webhook:{item.source}"
     patient_id = session.scalar(select(Patient.id).where(Patient.mrn == event.patient_mrn))
@@ -116,6 +186,7 @@ def apply_booking(session: Session, item: InboxItem, *, now: datetime) -> Outcom
         "duration_minutes": event.duration_minutes or kind.duration_minutes,
         "status": status,
     }
+    new = appointment is None
     if appointment is None:
         appointment = Appointment(external_id=event.external_id, **values)
         session.add(appointment)
@@ -136,7 +207,9 @@ def apply_booking(session: Session, item: InboxItem, *, now: datetime) -> Outcom
         appointment.confirmed_at = now
     session.flush()
     _settle_work(session, appointment, status, moved="start_at" in changed, now=now)
-    followups = ("verify_appointment",) if status is AppointmentStatus.BOOKED else ()
+    # A new visit is checked whether it arrives booked or already confirmed; a moved one too.
+    check = status is AppointmentStatus.BOOKED or (status is AppointmentStatus.CONFIRMED and new)
+    followups = ("verify_appointment",) if check else ()
     return Outcome("appointments", appointment.id, (*followups, "appointment_notices"))
 
 

@@ -14,10 +14,20 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import transaction
+from office.followups.ledger import FollowupCall, record_followups
 from office.ledgers import mark_processed, reject, start_attempt
 from office.models import InboxItem, InboxStatus, utcnow
 
-__all__ = ["HANDLERS", "IntakeRejected", "Outcome", "due_for_sweep", "process_item"]
+__all__ = [
+    "FILE_KINDS",
+    "HANDLERS",
+    "IntakeRejected",
+    "Outcome",
+    "ProcessResult",
+    "due_for_sweep",
+    "handler_name",
+    "process_item",
+]
 
 
 class IntakeRejected(ValueError):
@@ -26,11 +36,23 @@ class IntakeRejected(ValueError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a handler did: the record it touched and what should run next."""
+    """What a handler did: the record it touched and what should run next.
+
+    `followups` run for `entity_id` ("verify_appointment" for a booked visit); `more`
+    names other records (a coverage change re-checks each upcoming visit of the patient).
+    """
 
     entity: str | None = None
     entity_id: int | None = None
     followups: tuple[str, ...] = field(default=())  # e.g. "verify_appointment"
+    more: tuple[FollowupCall, ...] = field(default=())
+    counts: tuple[tuple[str, int], ...] = field(default=())  # a file's rows, by what became of them
+
+    def calls(self) -> list[FollowupCall]:
+        """Every follow-up to record, in order."""
+        entity_id = self.entity_id
+        own = [] if entity_id is None else [FollowupCall(n, entity_id) for n in self.followups]
+        return own + list(self.more)
 
 
 # A handler gets the clock's reading for this attempt, so it never reads the time itself.
@@ -43,7 +65,61 @@ def _bookings(session: Session, item: InboxItem, now: datetime) -> Outcome:
     return apply_booking(session, item, now=now)
 
 
-HANDLERS: dict[str, Handler] = {"bookings": _bookings}
+def _intake_form(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.records.forms import apply_form
+
+    return apply_form(session, item, now=now)
+
+
+def _records_file(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.records.csv_import import import_file
+
+    return import_file(session, item, now=now)
+
+
+def _records_row(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.records.csv_import import apply_row
+
+    return apply_row(session, item, now=now)
+
+
+def _hl7(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.records.hl7.handle import handle_hl7
+
+    return handle_hl7(session, item, now)
+
+
+def _practice_file(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.practice import apply_practice_file
+
+    return apply_practice_file(session, item, now=now)
+
+
+# By handler name: a webhook's source ("webhook:bookings" → "bookings"), a stored file's
+# kind ("file:…" with its content type, see FILE_KINDS), a file's row ("row:…"), an HL7 v2
+# message ("hl7:<sending facility>").
+HANDLERS: dict[str, Handler] = {
+    "bookings": _bookings,
+    "intake-form": _intake_form,
+    "records-csv": _records_file,
+    "records-row": _records_row,
+    "hl7": _hl7,
+    "practice-yaml": _practice_file,
+}
+FILE_KINDS: dict[str, str] = {"text/csv": "records-csv", "application/yaml": "practice-yaml"}
+
+
+def handler_name(item: InboxItem) -> str:
+    """Which handler acts on a stored payload: by its source, and for a file its type."""
+    prefix, _, rest = item.source.partition(":")
+    if prefix == "file":
+        kind = (item.content_type or "").split(";", 1)[0].strip().lower()
+        return FILE_KINDS.get(kind, f"file {kind or 'without a type'}")
+    if prefix == "row":
+        return "records-row"
+    if prefix == "hl7":
+        return "hl7"
+    return rest or prefix
 
 
 @dataclass(frozen=True)
@@ -52,6 +128,7 @@ class ProcessResult:
     status: InboxStatus
     outcome: Outcome | None = None
     reason: str | None = None
+    followup_ids: tuple[int, ...] = ()
 
 
 def process_item(
@@ -71,7 +148,7 @@ def process_item(
         if item.status is InboxStatus.PROCESSED:
             return ProcessResult(item.id, item.status)
         start_attempt(item, moment)
-    source = item.source.split(":", 1)[-1]
+    source = handler_name(item)
     handler = table.get(source)
     try:
         if handler is None:
@@ -79,12 +156,16 @@ def process_item(
         with transaction(factory) as session:
             live = session.get_one(InboxItem, item_id)
             outcome = handler(session, live, moment)
+            # Recorded with the change, before any runs: a crash now loses none of them.
+            followups = record_followups(session, item_id, outcome.calls(), now=moment)
             mark_processed(live, moment)
     except IntakeRejected as exc:
         with transaction(factory) as session:
             reject(session.get_one(InboxItem, item_id), str(exc))
         return ProcessResult(item_id, InboxStatus.REJECTED, reason=str(exc))
-    return ProcessResult(item_id, InboxStatus.PROCESSED, outcome=outcome)
+    return ProcessResult(
+        item_id, InboxStatus.PROCESSED, outcome=outcome, followup_ids=tuple(followups)
+    )
 
 
 def due_for_sweep(

@@ -44,7 +44,10 @@ __all__ = [
     "CheckStatus",
     "Consent",
     "Coverage",
+    "DistinctPatients",
     "EligibilityCheck",
+    "Followup",
+    "FollowupStatus",
     "InboxItem",
     "InboxStatus",
     "LinkUse",
@@ -58,9 +61,12 @@ __all__ = [
     "OutboxStatus",
     "Patient",
     "PatientAccess",
+    "PatientIdentifier",
     "Payer",
     "Practice",
     "Provider",
+    "RecordReview",
+    "ReviewStatus",
     "Staff",
     "StaffLogin",
     "StaffLoginLink",
@@ -281,6 +287,8 @@ class Patient(Base):
     confidential_channel: Mapped[Channel | None] = mapped_column(_enum(Channel))
     confidential_address: Mapped[str | None] = mapped_column(String(254))
     email_undeliverable: Mapped[bool] = mapped_column(default=False)
+    # Set when a person approved merging this record into another (migration 0009).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(default=1)
@@ -334,9 +342,13 @@ class Coverage(Base):
     subscriber_sex: Mapped[str | None] = mapped_column(String(1))
     copay_on_file: Mapped[Decimal | None] = mapped_column()
     active: Mapped[bool] = mapped_column(default=True)
+    # Optimistic concurrency for record updates (migration 0009).
+    version: Mapped[int] = mapped_column(default=1, server_default=text("1"))
 
     patient: Mapped[Patient] = relationship(back_populates="coverages")
     payer: Mapped[Payer] = relationship()
+
+    __mapper_args__ = {"version_id_col": version}
 
     @property
     def patient_is_subscriber(self) -> bool:
@@ -840,3 +852,99 @@ class ChecklistItem(Base):
     closed_reason: Mapped[str | None] = mapped_column(Text)  # why skipped or withdrawn
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+# --- records in: sender ids, reviews, duplicate decisions, follow-ups (migration 0009) ------
+
+
+class PatientIdentifier(Base):
+    """A sending system's id for a patient (HL7 PID-3, a FHIR identifier, an export's id)."""
+
+    __tablename__ = "patient_identifiers"
+    __table_args__ = (UniqueConstraint("system", "value", name="uq_patient_identifiers_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    system: Mapped[str] = mapped_column(String(80))
+    value: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class RecordReview(Base):
+    """A record change held for a person: a possible duplicate, a patient's own edit of a
+    reviewed field, a stale update, a merge. `proposed` is the normalized update itself
+    (office.records.updates.to_json), `current` the stored values it would change."""
+
+    __tablename__ = "record_reviews"
+    __table_args__ = (Index("ix_record_reviews_status_kind", "status", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus), default=ReviewStatus.PENDING)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"))
+    source: Mapped[str] = mapped_column(String(80))  # "inbox:17"
+    actor: Mapped[str] = mapped_column(String(80))  # who sent it
+    submitter: Mapped[str] = mapped_column(String(16))  # system, patient, staff
+    proposed: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    current: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fields: Mapped[list[Any]] = mapped_column(default=list)  # the fields it would change
+    candidates: Mapped[list[Any]] = mapped_column(default=list)  # match scores, per patient
+    base_version: Mapped[int | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(80))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    result_patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+
+
+class DistinctPatients(Base):
+    """A person's "not a duplicate" decision about two patients (lower id first)."""
+
+    __tablename__ = "distinct_patients"
+
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    other_patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    decided_by: Mapped[str] = mapped_column(String(80))
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+    review_id: Mapped[int | None] = mapped_column(ForeignKey("record_reviews.id"))
+
+
+class FollowupStatus(StrEnum):
+    PENDING = "pending"  # recorded with its inbox item; not started
+    STARTED = "started"  # handed to Prefect as its own run (run_id)
+    DONE = "done"
+    FAILED = "failed"  # the last attempt failed; retried at next_attempt_at
+    GAVE_UP = "gave_up"  # out of attempts; a work item asks a person
+
+
+class Followup(Base):
+    """What must run after an inbound payload changed a record, recorded with it before
+    anything runs, so a failure is retried rather than forgotten."""
+
+    __tablename__ = "followups"
+    __table_args__ = (
+        UniqueConstraint("inbox_id", "name", "entity_id", name="uq_followups_inbox_name_entity"),
+        Index("ix_followups_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inbox_id: Mapped[int | None] = mapped_column(ForeignKey("inbox.id"))
+    name: Mapped[str] = mapped_column(String(40))  # verify_appointment, appointment_notices
+    entity_id: Mapped[int] = mapped_column(Integer)  # the appointment it runs for
+    status: Mapped[FollowupStatus] = mapped_column(
+        _enum(FollowupStatus), default=FollowupStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(String(300))  # the failure's kind, no PHI
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()

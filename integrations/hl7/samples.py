@@ -50,7 +50,7 @@ class SamplePatient:
     postal_code: str = "62701"
     area_code: str = "217"
     local_number: str = "5550142"
-    email: str = "avery.testperson@example.test"
+    email: str = "avery.testperson@example.com"
     language: str = "eng"
     enterprise_id: str = "E-77001"
 
@@ -78,8 +78,8 @@ def adt_message(
     stamp = _stamp(sent_at)
     structure = "ADT_A39" if trigger == "A40" else "ADT_A01"
     segments = [
-        x.msh(f"ADT{e.component}{trigger}{e.component}{structure}", control_id, stamp, version),
-        x.seg("EVN", [trigger, stamp]),
+        x.msh(("ADT", trigger, structure), control_id, stamp, version),
+        x.seg("EVN", [trigger, x.text(stamp)]),
         x.seg("PID", _pid(x, patient)),
     ]
     if trigger == "A40":
@@ -135,9 +135,7 @@ def siu_message(
     ]
     sch += [""] * 13 + [x.comp(status, status)]
     segments = [
-        x.msh(
-            f"SIU{e.component}{trigger}{e.component}SIU_S12", control_id, _stamp(sent_at), version
-        ),
+        x.msh(("SIU", trigger, "SIU_S12"), control_id, _stamp(sent_at), version),
         x.seg("SCH", sch),
         x.seg("PID", ["1", "", x.cx(mrn, "RIVERBEND", "MR")]),
         x.seg("RGS", ["1", "A"]),
@@ -232,9 +230,12 @@ class _Writer:
                 values[index] = raw
         return self.e.field.join([name, *values])
 
-    def msh(self, kind: str, control_id: str, stamp: str, version: str) -> str:
-        fields = [self.e.characters, APPLICATION, FACILITY, "OFFICEFLOWS", "OFFICE", stamp, ""]
-        fields += [kind, self.text(control_id), "P", version]
+    def msh(self, kind: tuple[str, ...], control_id: str, stamp: str, version: str) -> str:
+        # Fixed values are data too ("ADT_A01", "2.5.1", a "+0000" offset): escaped, since
+        # any of their characters may be a delimiter.
+        fields = [self.e.characters, APPLICATION, FACILITY, "OFFICEFLOWS", "OFFICE"]
+        fields += [self.text(stamp), "", self.comp(*kind), self.text(control_id), "P"]
+        fields += [self.text(version)]
         return "MSH" + self.e.field + self.e.field.join(fields)
 
 

@@ -6,13 +6,14 @@ of work decides what lands together (a work item with the result that raised it)
 
 from __future__ import annotations
 
-from office.ledgers.audit import apply_changes, record_change
+from office.ledgers.audit import Change, apply_changes, record_change, record_changes
 from office.ledgers.errors import LedgerError
 from office.ledgers.inbox import mark_processed, reject, replay, start_attempt, store_inbound
 from office.ledgers.outbox import claim_outbox, enqueue_outbox, finish_outbox
 from office.ledgers.work import close_work_item, open_items_by_kind, open_work_item
 
 __all__ = [
+    "Change",
     "LedgerError",
     "apply_changes",
     "claim_outbox",
@@ -23,6 +24,7 @@ __all__ = [
     "open_items_by_kind",
     "open_work_item",
     "record_change",
+    "record_changes",
     "reject",
     "replay",
     "start_attempt",

@@ -253,7 +253,12 @@ def _open(
     if refreshed:
         session.execute(update(WorkItem), refreshed)
     ids = dict(existing)
-    fresh = [_new_row(target, now) for key, target in targets.items() if key not in existing]
+    starts = _starts(session, {v for target in targets.values() for v in target.visits})
+    fresh = [
+        _new_row(target, _due(target, _first(target.visits, starts), now), now)
+        for key, target in targets.items()
+        if key not in existing
+    ]
     if fresh:
         with session.begin_nested():
             created = session.execute(
@@ -267,18 +272,53 @@ def _open(
             source=f"work:{fresh[0]['kind']}" if len(fresh) == 1 else "work",
             now=now,
         )
-    _link(session, {ids[key]: target.visits for key, target in targets.items()}, now, actor)
-    _set_due(
-        session,
-        {ids[key]: target for key, target in targets.items()},
-        created={ids[key] for key in targets if key not in existing},
-        now=now,
-    )
+        # A new item's first visits are part of its opening: listed, not audited one by one.
+        listed = [
+            {"work_item_id": ids[row["dedupe_key"]], "appointment_id": visit, "added_at": now}
+            for row in fresh
+            for visit in sorted(targets[row["dedupe_key"]].visits)
+        ]
+        if listed:
+            session.execute(insert(WorkItemVisit), listed)
+    if existing:
+        kept = {existing[key]: target for key, target in targets.items() if key in existing}
+        _link(session, {item_id: target.visits for item_id, target in kept.items()}, now, actor)
+        _set_due(session, kept, now)
     return {
         asked: (ids[key], key not in existing)
         for key, target in targets.items()
         for asked in target.asked
     }
+
+
+def _starts(session: Session, appointment_ids: set[int]) -> dict[int, datetime]:
+    """When each visit starts, cancelled ones left out (they no longer set a due date)."""
+    found: dict[int, datetime] = {}
+    for chunk in chunks(sorted(appointment_ids)):
+        rows = session.execute(
+            select(Appointment.id, Appointment.start_at).where(
+                Appointment.id.in_(chunk), Appointment.status.not_in(_GONE)
+            )
+        )
+        found.update((appointment_id, start) for appointment_id, start in rows.tuples())
+    return found
+
+
+def _first(visits: set[int], starts: Mapping[int, datetime]) -> datetime | None:
+    known = [starts[v] for v in visits if v in starts]
+    return min(known) if known else None
+
+
+def _due(target: _Target, first_visit: datetime | None, now: datetime) -> datetime | None:
+    """Due: before the first visit affected, else as the caller said, else soon after now."""
+    spec = target.spec
+    if spec.note:
+        return None
+    if first_visit is not None:
+        return first_visit - spec.due_before
+    if target.due_at is not None:
+        return target.due_at
+    return now + spec.due_within if spec.due_within is not None else None
 
 
 def _owners(session: Session, needs: Sequence[WorkNeeded]) -> dict[tuple[str, int], _Owner]:
@@ -325,7 +365,7 @@ def _owners(session: Session, needs: Sequence[WorkNeeded]) -> dict[tuple[str, in
     return owners
 
 
-def _new_row(target: _Target, now: datetime) -> dict[str, Any]:
+def _new_row(target: _Target, due_at: datetime | None, now: datetime) -> dict[str, Any]:
     spec = target.spec
     return {
         "kind": spec.name,
@@ -336,7 +376,7 @@ def _new_row(target: _Target, now: datetime) -> dict[str, Any]:
         "priority": spec.priority,
         "role": spec.role,
         "patient_id": target.patient_id,
-        "due_at": target.due_at,
+        "due_at": due_at,
         "detail": target.detail,
         "status": WorkStatus.OPEN,
         "created_at": now,
@@ -382,27 +422,15 @@ def _link(session: Session, visits: Mapping[int, set[int]], now: datetime, actor
     _audit(session, changes, actor=actor, source="work", now=now)
 
 
-def _set_due(
-    session: Session, targets: Mapping[int, _Target], *, created: set[int], now: datetime
-) -> None:
-    """Due: before the first visit still affected, else as the caller said, else soon after
-    it was raised (a refreshed item keeps the due date it had)."""
+def _set_due(session: Session, targets: Mapping[int, _Target], now: datetime) -> None:
+    """Refreshed items: due before the first visit they still list, else as they were."""
     firsts = _first_visits(session, list(targets))
     rows = []
     for item_id, target in targets.items():
-        spec = target.spec
         first = firsts.get(item_id)
-        if spec.note:
-            due = None
-        elif first is not None:
-            due = first - spec.due_before
-        elif target.due_at is not None:
-            due = target.due_at
-        elif item_id in created and spec.due_within is not None:
-            due = now + spec.due_within
-        else:
+        if target.spec.note or (first is None and target.due_at is None):
             continue
-        rows.append({"id": item_id, "due_at": due})
+        rows.append({"id": item_id, "due_at": _due(target, first, now)})
     if rows:
         session.execute(update(WorkItem), rows)
 

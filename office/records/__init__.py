@@ -11,6 +11,13 @@
 
 from __future__ import annotations
 
+from office.records.apply import (
+    ApplyOutcome,
+    ApplyStatus,
+    RecordResult,
+    apply_record,
+    apply_records,
+)
 from office.records.updates import (
     CLEAR,
     BookingUpdate,
@@ -27,6 +34,8 @@ from office.records.validate import Problem, normalize, validate
 
 __all__ = [
     "CLEAR",
+    "ApplyOutcome",
+    "ApplyStatus",
     "BookingUpdate",
     "ConsentUpdate",
     "CoverageUpdate",
@@ -35,8 +44,11 @@ __all__ = [
     "PatientUpdate",
     "Problem",
     "RecordBatch",
+    "RecordResult",
     "SourceKind",
     "Submitter",
+    "apply_record",
+    "apply_records",
     "normalize",
     "validate",
 ]

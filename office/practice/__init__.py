@@ -1,0 +1,16 @@
+"""The practice itself from a file: clinics, providers, payers, appointment types, staff.
+
+`office practice import FILE.yaml` stores the file in the inbox (source "file:<name>",
+type application/yaml); its handler validates the whole document (`schema`) and applies
+it (`apply`): each entry found by its key (clinic name, NPI, payer code, appointment-type
+code, staff email) is created or changed field by field with an audit entry, so importing
+the same file again changes nothing. Nothing is deleted: a record left out of the file
+stays as it is. An example is templates/examples/practice.yaml.
+"""
+
+from __future__ import annotations
+
+from office.practice.apply import apply_practice, apply_practice_file
+from office.practice.schema import PracticeFile, parse_practice
+
+__all__ = ["PracticeFile", "apply_practice", "apply_practice_file", "parse_practice"]
