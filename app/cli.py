@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.cli_eligibility import eligibility_app
 from app.cli_mail import mail_app
 from app.cli_queue import queue_app
+from app.cli_records import practice_app, records_app
 from app.cli_reminders import reminders_app
 from app.cli_staff import audit_app, staff_app
 from app.prefect_handoff import DEPLOYMENTS_FILE
@@ -58,6 +59,8 @@ app.add_typer(reminders_app, name="reminders")
 app.add_typer(mail_app, name="mail")
 app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
+app.add_typer(practice_app, name="practice")
+app.add_typer(records_app, name="records")
 
 
 class CliError(Exception):

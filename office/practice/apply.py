@@ -1,9 +1,18 @@
-"""Applying a validated practice file: create or change each entry by its key, audited."""
+"""Applying a validated practice file: create or change each entry by its key, audited.
+
+Staff who join or leave are reported to a `StaffHook` inside the same transaction, once
+their rows are written: "added" for a person created by the file, "departing" when the
+file sets or moves someone's end date. Onboarding hangs its checklists on that hook, so a
+checklist exists exactly when the import that hired the person committed.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,21 +33,72 @@ from office.models import (
 )
 from office.practice.schema import PracticeFile, parse_practice
 
-__all__ = ["apply_practice", "apply_practice_file"]
+__all__ = [
+    "PracticeResult",
+    "StaffChange",
+    "StaffChangeKind",
+    "StaffHook",
+    "apply_practice",
+    "apply_practice_file",
+]
 
 
-def apply_practice_file(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
+class StaffChangeKind(StrEnum):
+    ADDED = "added"  # created by the file: start their onboarding
+    DEPARTING = "departing"  # the file set or moved their end date: start their offboarding
+
+
+@dataclass(frozen=True, slots=True)
+class StaffChange:
+    """One person joining or leaving, by id; `on` is their start date or their last day."""
+
+    kind: StaffChangeKind
+    staff_id: int
+    on: date
+
+
+# Called inside the import's transaction (the caller commits); raising rolls the import back.
+StaffHook = Callable[[Session, StaffChange, datetime], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PracticeResult:
+    """What an import did: the practice, counts per section, and who joined or left."""
+
+    practice_id: int
+    counts: Counter[str]
+    staff_changes: tuple[StaffChange, ...] = field(default=())
+
+
+def apply_practice_file(
+    session: Session, item: InboxItem, *, now: datetime, on_staff: StaffHook | None = None
+) -> Outcome:
     """A stored practice file's handler."""
-    practice_id, counts = apply_practice(
-        session, parse_practice(item.body), actor=item.source[:80], source=f"inbox:{item.id}"
+    result = apply_practice(
+        session,
+        parse_practice(item.body),
+        actor=item.source[:80],
+        source=f"inbox:{item.id}",
+        now=now,
+        on_staff=on_staff,
     )
-    return Outcome("practices", practice_id, counts=tuple(sorted(counts.items())))
+    return Outcome("practices", result.practice_id, counts=tuple(sorted(result.counts.items())))
 
 
 def apply_practice(
-    session: Session, document: PracticeFile, *, actor: str, source: str
-) -> tuple[int, Counter[str]]:
-    """Create or update every entry; returns the practice id and counts (created, changed)."""
+    session: Session,
+    document: PracticeFile,
+    *,
+    actor: str,
+    source: str,
+    now: datetime,
+    on_staff: StaffHook | None = None,
+) -> PracticeResult:
+    """Create or update every entry, then tell `on_staff` who joined or left.
+
+    Returns the practice id, counts ("clinics_created", "staff_changed", ...) and the
+    staff changes, in file order.
+    """
     counts: Counter[str] = Counter()
     audit = {"actor": actor, "source": source}
 
@@ -126,6 +186,10 @@ def apply_practice(
             },
             "appointment_types",
         )
+    ends = {
+        email.lower(): end
+        for email, end in session.execute(select(Staff.email, Staff.end_date)).tuples()
+    }
     created = _staff(session, document, clinics, upsert)
     # Managers second: one may come later in the file than the people they manage.
     for person in document.staff:
@@ -137,7 +201,31 @@ def apply_practice(
             changed = apply_changes(session, row, {"manager_id": manager_id}, **audit)
             if changed and person.email.lower() not in created:
                 counts["staff_changed"] += 1
-    return practice.id, counts
+    changes = _staff_changes(session, document, created, ends)
+    for change in changes:
+        counts[f"staff_{change.kind.value}"] += 1
+        if on_staff is not None:
+            on_staff(session, change, now)
+    return PracticeResult(practice.id, counts, changes)
+
+
+def _staff_changes(
+    session: Session, document: PracticeFile, created: set[str], ends: dict[str, date | None]
+) -> tuple[StaffChange, ...]:
+    """Who the file hired (not already gone) and whose last day it set or moved."""
+    ids = {
+        email.lower(): staff_id
+        for staff_id, email in session.execute(select(Staff.id, Staff.email)).tuples()
+    }
+    changes = []
+    for person in document.staff:
+        email = person.email.lower()
+        if email in created:
+            if person.status != StaffStatus.INACTIVE.value:
+                changes.append(StaffChange(StaffChangeKind.ADDED, ids[email], person.start_date))
+        elif person.end_date is not None and ends.get(email) != person.end_date:
+            changes.append(StaffChange(StaffChangeKind.DEPARTING, ids[email], person.end_date))
+    return tuple(changes)
 
 
 def _staff(

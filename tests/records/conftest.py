@@ -43,7 +43,7 @@ staff:
 @pytest.fixture
 def practice(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     with transaction(factory) as session:
-        apply_practice(session, parse_practice(PRACTICE), actor="test", source="test")
+        apply_practice(session, parse_practice(PRACTICE), actor="test", source="test", now=NOW)
     return factory
 
 
