@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_eligibility import eligibility_app
 from app.cli_mail import mail_app
+from app.cli_onboarding import onboarding_app
 from app.cli_queue import queue_app
 from app.cli_records import practice_app, records_app
 from app.cli_reminders import reminders_app
@@ -61,6 +62,7 @@ app.add_typer(staff_app, name="staff")
 app.add_typer(audit_app, name="audit")
 app.add_typer(practice_app, name="practice")
 app.add_typer(records_app, name="records")
+app.add_typer(onboarding_app, name="onboarding")
 
 
 class CliError(Exception):

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.board import Recheck, board_router
 from app.links_web import link_router
+from app.onboarding_links_web import onboarding_link_router
 from office.db import transaction
 from office.ledgers import store_inbound
 from office.settings import Settings
@@ -59,6 +60,7 @@ def create_app(
     app.state.settings = settings
     app.state.factory = factory
     app.include_router(link_router(settings, factory))
+    app.include_router(onboarding_link_router(settings, factory))
     app.include_router(board_router(settings, factory, recheck=recheck), prefix="/staff")
 
     @app.get("/healthz")

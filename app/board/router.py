@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.board.actions import add_action_routes
 from app.board.mail_page import add_mail_routes
+from app.board.onboarding import add_onboarding_routes
 from app.board.pages import add_page_routes
 from app.board.signin_routes import add_signin_routes
 from app.board.web import Board, Recheck
@@ -50,4 +51,5 @@ def board_router(
     add_page_routes(router, board)
     add_action_routes(router, board)
     add_mail_routes(router, board)
+    add_onboarding_routes(router, board)
     return router

@@ -33,6 +33,7 @@ __all__ = [
     "add_months",
     "blocked_by",
     "complete_item",
+    "evidence_dir",
     "skip_item",
 ]
 
@@ -138,6 +139,11 @@ def complete_item(
     _close_checklist_if_done(session, item.checklist_id, now=now, actor=by)
     session.flush()
     return item
+
+
+def evidence_dir(home: Path) -> Path:
+    """Where evidence files are kept: OFFICE_HOME/onboarding/evidence (0700, files 0600)."""
+    return home / "onboarding" / "evidence"
 
 
 def skip_item(

@@ -338,3 +338,33 @@ def test_offboarding_revokes_exactly_what_onboarding_granted(
         again = offboard(session, team.hires[0], last_day, now=NOW, zone=ZONE, actor="test")
     assert not again.created
     assert again.checklist_id == built.checklist_id
+
+
+def test_status_per_person_counts_done_overdue_blocked_and_expiring(
+    factory: sessionmaker[Session], team: Team, tmp_path: Path
+) -> None:
+    from office.onboarding.views import overdue_by_owner, owner_items, progress
+
+    with factory() as session:
+        cpr = item(session, team, "cpr_certification").id
+        sent = item(session, team, "confidentiality_agreement_sent").id
+    done(factory, sent, date(2026, 11, 30), tmp_path)
+    # A CPR card completed two years ago less a month: it expires within 60 days.
+    done(factory, cpr, date(2024, 12, 20), tmp_path)
+    with factory() as session:
+        found = progress(session, date(2026, 12, 8))
+        person = next(p for p in found if p.staff_id == team.hires[0])
+        assert (person.done, person.total) == (2, 15)
+        assert person.percent == 13
+        # Due before 8 Dec and not blocked: the workstation (its dependency done) and email
+        # accounts (3rd); the W-4, the agreement, the badge and the MA card (7th).
+        assert person.overdue == 6
+        assert person.blocked == 3  # EHR account, training records filed, shadowing
+        assert person.next_due == date(2026, 12, 3)
+        assert person.expiring == 1
+        assert person.expired == 0
+        mine = owner_items(session, date(2026, 12, 8), staff_id=team.it, role="it")
+        assert [g.label for g in mine] == ["Ignatius Thistlewood (IT)"]
+        assert {row.title for row in mine[0].items} >= {"Practice email account"}
+        counts = overdue_by_owner(session, date(2026, 12, 8))
+        assert counts == {"it": 2, "medical_assistant": 3, "office_manager": 1}
