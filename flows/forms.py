@@ -13,7 +13,7 @@ practice's wall-clock time (`practice_instant`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import Field, WithJsonSchema
@@ -22,9 +22,25 @@ from flows.runtime import office
 from office.clock import as_utc
 from office.models import utcnow
 
-__all__ = ["INSTANT_PATTERN", "AsOf", "PracticeTime", "practice_instant", "titled"]
+__all__ = [
+    "DAY_PATTERN",
+    "INSTANT_PATTERN",
+    "AsOf",
+    "PracticeDay",
+    "PracticeTime",
+    "practice_instant",
+    "titled",
+]
 
 INSTANT_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|z|[+-]\d{2}:?\d{2})?$"
+
+DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+
+PracticeDay = Annotated[
+    date,
+    WithJsonSchema({"type": "string", "pattern": DAY_PATTERN, "examples": ["2026-12-31"]}),
+]
+"""A calendar day in the practice (a last day of work), YYYY-MM-DD."""
 
 PracticeTime = Annotated[
     datetime,

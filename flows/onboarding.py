@@ -14,8 +14,8 @@ Parameters are a staff id and an instant; results, logs and artifacts are counts
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
@@ -23,13 +23,13 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from flows.forms import AsOf, PracticeDay, practice_instant, titled
 from flows.runtime import office
 from integrations.mail import get_mailer
 from office.contracts.mail import MailRetryableError
 from office.db import transaction
 from office.mailing import send_outbox
 from office.messages import address_domain
-from office.models import utcnow
 from office.onboarding import (
     FollowupPlan,
     follow_up,
@@ -177,14 +177,16 @@ def progress_counts(now: datetime) -> list[dict[str, Any]]:
 
 
 @flow(name="start-onboarding", persist_result=False)
-async def start_onboarding_flow(staff_id: int, now: datetime | None = None) -> dict[str, int]:
+async def start_onboarding_flow(
+    staff_id: Annotated[int, titled("Staff id", ge=1)], now: AsOf = None
+) -> dict[str, int]:
     """Build a new staff member's checklist and send its welcome and assignment mail.
 
     Args:
-        staff_id: The staff record's id.
-        now: The instant to date it from; leave empty for the real clock.
+        staff_id: The new staff member's record id (office staff add prints it).
+        now: The instant the checklist is built at; leave empty for the real clock.
     """
-    moment = now.astimezone(UTC) if now is not None else utcnow()
+    moment = practice_instant(now)
     built = build_checklist(staff_id, moment)
     sent = await send_onboarding_mail(moment)
     get_run_logger().info(
@@ -198,16 +200,18 @@ async def start_onboarding_flow(staff_id: int, now: datetime | None = None) -> d
 
 @flow(name="start-offboarding", persist_result=False)
 async def start_offboarding_flow(
-    staff_id: int, last_day: date, now: datetime | None = None
+    staff_id: Annotated[int, titled("Staff id", ge=1)],
+    last_day: Annotated[PracticeDay, titled("Last day")],
+    now: AsOf = None,
 ) -> dict[str, int]:
     """A departure: revoke every access the onboarding granted, due on the last day.
 
     Args:
-        staff_id: The staff record's id.
-        last_day: Their last working day; each revoke item is due then.
-        now: The instant to date it from; leave empty for the real clock.
+        staff_id: The departing staff member's record id.
+        last_day: Their last working day (YYYY-MM-DD); each revoke item is due then.
+        now: The instant the checklist is built at; leave empty for the real clock.
     """
-    moment = now.astimezone(UTC) if now is not None else utcnow()
+    moment = practice_instant(now)
     built = build_offboarding(staff_id, last_day, moment)
     sent = await send_onboarding_mail(moment)
     get_run_logger().info(
@@ -217,13 +221,13 @@ async def start_offboarding_flow(
 
 
 @flow(name="onboarding-followup", persist_result=False)
-async def onboarding_followup(now: datetime | None = None) -> dict[str, int]:
+async def onboarding_followup(now: AsOf = None) -> dict[str, int]:
     """Daily: reminders, the escalation ladder, releases and renewals, then their mail.
 
     Args:
-        now: The instant to decide for; leave empty for the real clock.
+        now: The instant to decide for (its practice day counts); empty for the real clock.
     """
-    moment = now.astimezone(UTC) if now is not None else utcnow()
+    moment = practice_instant(now)
     decided = follow_up_checklists(moment)
     sent = await send_onboarding_mail(moment)
     rows = progress_counts(moment) or [

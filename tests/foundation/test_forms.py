@@ -21,6 +21,7 @@ from office.settings import Settings
 SPECS = load_specs()
 FLOWS: dict[str, Flow[Any, Any]] = {spec.entrypoint: _load_flow(spec.entrypoint) for spec in SPECS}
 INSTANT_FIELDS = {"now"}
+DAY_FIELDS = {"last_day"}  # a calendar day, YYYY-MM-DD by pattern
 TEXT_FIELDS = {"mailbox"}  # a mailbox's configured name: a pattern, never free text
 
 
@@ -49,7 +50,7 @@ def test_every_field_has_a_title_a_description_and_a_phi_free_type(entrypoint: s
             if kind["type"] == "integer":
                 assert "minimum" in kind, (entrypoint, name)
             elif kind["type"] == "string":
-                assert name in INSTANT_FIELDS | TEXT_FIELDS, (entrypoint, name)
+                assert name in INSTANT_FIELDS | DAY_FIELDS | TEXT_FIELDS, (entrypoint, name)
                 assert "pattern" in kind, (entrypoint, name)
             else:
                 assert kind["type"] in {"boolean", "null"}, (entrypoint, name)
@@ -71,8 +72,19 @@ def test_each_deployments_defaults_and_schedules_pass_its_form(spec: Any) -> Non
 def test_an_instant_with_or_without_an_offset_passes_the_form_and_the_api(typed: str) -> None:
     for entrypoint, flow in FLOWS.items():
         if "now" in flow.parameters.properties:
-            assert not ui_errors({"now": typed}, entrypoint), entrypoint
-            assert api_accepts({"now": typed}, entrypoint), entrypoint
+            values = {"now": typed, **_required(entrypoint)}
+            assert not ui_errors(values, entrypoint), entrypoint
+            assert api_accepts(values, entrypoint), entrypoint
+
+
+def _required(entrypoint: str) -> dict[str, Any]:
+    """A valid value for each required field besides `now` (a staff id, a last day)."""
+    found = schema(entrypoint)
+    return {
+        name: "2026-12-31" if name in DAY_FIELDS else 1
+        for name in found.get("required", [])
+        if name != "now"
+    }
 
 
 @pytest.mark.parametrize("typed", ["tomorrow", "2026-12-01", "08:30", "2026-12-01T08:30 Jane"])
