@@ -90,9 +90,11 @@ def _hl7(session: Session, item: InboxItem, now: datetime) -> Outcome:
 
 
 def _practice_file(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.onboarding.hook import on_staff_change
     from office.practice import apply_practice_file
 
-    return apply_practice_file(session, item, now=now)
+    # Staff the file adds start onboarding, those leaving offboarding, in this transaction.
+    return apply_practice_file(session, item, now=now, on_staff=on_staff_change)
 
 
 # By handler name: a webhook's source ("webhook:bookings" → "bookings"), a stored file's

@@ -119,6 +119,15 @@ def offboard(
             ).all()
         )
         return Built(existing.id, count, created=False)
+    moved = session.scalar(
+        select(Checklist).where(
+            Checklist.staff_id == staff_id,
+            Checklist.kind == ChecklistKind.OFFBOARDING,
+            Checklist.status == ChecklistStatus.OPEN,
+        )
+    )
+    if moved is not None:
+        return _move(session, staff, moved, last_day, actor=actor)
     apply_changes(session, staff, {"end_date": last_day}, actor=actor, source="offboarding")
     _withdraw_onboarding(session, staff_id, now=now, actor=actor)
     has_record = session.scalar(
@@ -206,6 +215,27 @@ def offboard(
     today = now.astimezone(ZoneInfo(zone)).date()
     messages = queue_notices(session, notices, emails, day=today, now=now)
     return Built(checklist.id, len(items), created=True, messages=messages)
+
+
+def _move(
+    session: Session, staff: Staff, checklist: Checklist, last_day: date, *, actor: str
+) -> Built:
+    """The last day moved: the open departure's items are due on the new one."""
+    apply_changes(session, staff, {"end_date": last_day}, actor=actor, source="offboarding")
+    apply_changes(session, checklist, {"anchor_on": last_day}, actor=actor, source="offboarding")
+    items = session.scalars(
+        select(ChecklistItem).where(ChecklistItem.checklist_id == checklist.id)
+    ).all()
+    for item in items:
+        if item.status is ItemStatus.OPEN:
+            apply_changes(
+                session,
+                item,
+                {"due_on": last_day, "escalation_level": 0, "reminded_on": None},
+                actor=actor,
+                source="offboarding",
+            )
+    return Built(checklist.id, len(items), created=False)
 
 
 def _withdraw_onboarding(session: Session, staff_id: int, *, now: datetime, actor: str) -> None:
