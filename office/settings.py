@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_connections: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description="Connections a reminder batch sends over at once; at most this many "
+        "messages are in doubt after a crash",
+    )
     mail_from: str = "reminders@officeflows.local"
     sms: Literal["file", "twilio"] = "file"
     twilio_account_sid: str | None = None

@@ -5,9 +5,10 @@ network hop, not a coroutine sharing the sender's event loop::
 
     python testkit/smtp_sink.py --port-file PORT --log LOG [--drop-every 300]
 
-Every accepted message appends one line ``<Message-ID>`` to LOG (flushed at
-once), so a test can count deliveries while the sender is still running, and
-after the sender was killed. Faults, all counted over the server's lifetime:
+Every accepted message appends one line ``<Message-ID> TAB <client port>`` to LOG
+(flushed at once), so a test can count deliveries while the sender is still running,
+and after the sender was killed, and tell the connections they came over apart.
+Faults, all counted over the server's lifetime:
 
 - ``--drop-every N``: after every Nth accepted message, the connection that
   carried it is closed at its next MAIL command, without a reply.
@@ -98,7 +99,9 @@ class SinkHandler:
         content = envelope.original_content or b""
         head = content.split(b"\r\n\r\n", 1)[0]
         found = _MESSAGE_ID.search(head)
-        self.log.write((found.group(1).decode("ascii", "replace") if found else "-") + "\n")
+        message_id = found.group(1).decode("ascii", "replace") if found else "-"
+        peer = session.peer[1] if isinstance(session.peer, tuple) else 0
+        self.log.write(f"{message_id}\t{peer}\n")
         self.log.flush()
         self.accepted += 1
         if self.drop_every and self.accepted % self.drop_every == 0:
@@ -165,9 +168,17 @@ class Sink:
 
     def ids(self) -> list[str]:
         """Every accepted Message-ID, in arrival order."""
+        return [message_id for message_id, _ in self._lines()]
+
+    def connections(self) -> set[int]:
+        """The client ports messages were accepted from: one per connection."""
+        return {int(port) for _, port in self._lines()}
+
+    def _lines(self) -> list[tuple[str, str]]:
         if not self.log.exists():
             return []
-        return [line for line in self.log.read_text(encoding="utf-8").splitlines() if line]
+        lines = self.log.read_text(encoding="utf-8").splitlines()
+        return [(line.partition("\t")[0], line.partition("\t")[2] or "0") for line in lines if line]
 
     def counts(self) -> Counter[str]:
         """Message-ID -> how many times the server accepted it."""

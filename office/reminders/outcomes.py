@@ -1,17 +1,19 @@
 """Writing how each send ended, and what it means for the patient's record.
 
 The send loop's writes are one short transaction per message: a sent message's
-outcome is written in the same transaction as the next message's claim (or on
-its own when the batch ends), so each message costs one commit, not two. The
-invariant holds: at any instant at most one row of the batch is "sending", the
-one on the wire or the one just sent whose outcome rides with the next claim; a
-kill leaves only that one in doubt (see `office.reminders.recovery`). The hot
+outcome is written in the same transaction as its lane's next claim (or on its
+own when the lane ends), so each message costs one commit, not two. The
+invariant holds: at any instant at most one row per lane is "sending", the one
+on the wire or the one just sent whose outcome rides with the lane's next claim;
+a kill leaves only those in doubt, at most `OFFICE_SMTP_CONNECTIONS` rows (see
+`office.reminders.recovery`). The hot
 path runs the ledger's Core statements on a bare connection; an outcome a person
 must hear of (refused, unknown, bounced, opted out) gets its own transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -113,6 +115,7 @@ class SendWrites:
         self._factory = factory
         self._engine: Engine = factory.kw["bind"]
         self._carry: _Finished | None = None
+        self._commit_waits = self._engine.dialect.name != "sqlite"
 
     def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
         """pending -> sending, with the previous outcome; only one claimant wins."""
@@ -124,6 +127,15 @@ class SendWrites:
             )
         self._carry = None
         return won
+
+    async def aclaim(
+        self, item_id: int, now: datetime, recipient: str, message_id: str | None
+    ) -> bool:
+        """`claim`, off the event loop where a commit is a wait for the server (PostgreSQL),
+        so the lanes' commits overlap; on SQLite a commit is CPU work and stays on the loop."""
+        if self._commit_waits:
+            return await asyncio.to_thread(self.claim, item_id, now, recipient, message_id)
+        return self.claim(item_id, now, recipient, message_id)
 
     def settle(self, item: Queued, outcome: Outcome, now: datetime) -> None:
         """Record how the send ended: with the next claim, or now when a person must know."""

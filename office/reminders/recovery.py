@@ -2,11 +2,12 @@
 
 Exactly once, and what SIGKILL can do to it. Each message is built first, then
 claimed (pending -> sending) in a short transaction, handed to the transport,
-and recorded in the next short transaction, which also claims the message
+and recorded in its lane's next short transaction, which also claims the message
 after it (see `office.reminders.send`). So a process killed at any point leaves
-at most one row in "sending" per running batch: the message on the wire, which
-may or may not have reached the server, or the one just handed over whose
-outcome was not yet written. Nothing else is ever in doubt. The next run finds
+at most one row in "sending" per lane of a running batch (`OFFICE_SMTP_CONNECTIONS`
+lanes): the message on the wire, which may or may not have reached the server, or
+the one just handed over whose outcome was not yet written. Nothing else is ever in
+doubt. The next run finds
 that row once its lease has run out and settles it by transport:
 
 - a transport that is idempotent on the message's id (the file mailer and file

@@ -1,18 +1,20 @@
-"""The send loop: one batch of queued rows over one connection per transport, each exactly once.
+"""The send loop: one batch of queued rows over a few lanes at once, each row exactly once.
 
-For each row, in order: judge it again at the moment it goes, build its message
-(or take the one the helper process built ahead), claim the row, hand the
-message to the transport, and record the outcome with the next claim (see
-`office.reminders.outcomes` for the writes and `office.reminders.recovery` for
-what a kill leaves behind). Two runs at once cannot both send a row: the claim
-is a conditional UPDATE only one of them wins.
+A batch sends over `OFFICE_SMTP_CONNECTIONS` lanes, each with its own connection per
+transport, taking rows in order from one queue. For each row, a lane judges it again at
+the moment it goes, builds its message (or takes the one the helper process built
+ahead), claims the row, hands the message to the transport, and records the outcome
+with its next claim (see `office.reminders.outcomes` for the writes and
+`office.reminders.recovery` for what a kill leaves behind: at most one row per lane).
+Two runs at once cannot both send a row: the claim is a conditional UPDATE only one of
+them wins.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -96,74 +98,117 @@ def due_outbox_ids(
 
 
 async def send_batch(batch: Batch, outbox_ids: Sequence[int], *, now: datetime) -> Tally:
-    """Send these pending messages over one connection per transport, each exactly once.
+    """Send these pending messages, each exactly once, over `smtp_connections` lanes at once.
 
-    `now` is the batch's start; the clock advances with real elapsed time from there.
+    Each lane has its own connection per transport and takes the next row in order;
+    every row is still claimed in its own committed transaction before it goes, so a
+    crash leaves at most one row in doubt per lane. `now` is the batch's start; the
+    clock advances with real elapsed time from there.
 
     Raises:
         DeliveryDeferred: `batch.max_deferred` messages in a row could not be handed
             over (server down, repeated 4xx); they and the rest stay pending.
     """
-    tally = Tally()
-    batch_now = now
-    secret = batch.settings.require_secret_key()
     items, visits = _read_queued(batch, outbox_ids)
-    learned = Learned()
-    deferred_in_a_row = 0
-    ahead = Prebuilt.start(
-        _drafts_ahead(items, visits, batch_now, batch.policy), batch.settings, secret
-    )
-    writes = SendWrites(batch.factory)
-    started = time.monotonic()
+    secret = batch.settings.require_secret_key()
+    ahead = Prebuilt.start(_drafts_ahead(items, visits, now, batch.policy), batch.settings, secret)
+    loop = _SendLoop(batch, visits, ahead, secret, now)
+    queue = iter(items)
+    lanes = max(1, min(batch.settings.smtp_connections, len(items)))
     try:
-        async with batch.transports.open() as channels:
-            for item in items:
-                # Each message is judged and stamped at the moment it goes: a long batch
-                # must not keep sending after the window closes, nor claim with a stale
-                # time a later run would take for an expired lease.
-                now = batch_now + timedelta(seconds=time.monotonic() - started)
-                visit = visits.get(item.appointment_id)
-                verdict = judge(item, visit, now, batch.policy, learned)
-                if verdict.action == "defer":
-                    tally.add(item.kind, item.channel, "waiting")
-                    continue
-                payload: Wire | str | None = None
-                if verdict.action == "send" and visit is not None and verdict.recipient:
-                    # Built before the claim, so the row is "sending" only while on the wire.
-                    payload = ahead.take(item.id, verdict.recipient)
-                    if payload is None:
-                        payload, verdict = _compose(item, visit, verdict, batch.settings, secret)
-                if payload is None or verdict.recipient is None:
-                    if writes.close(item, verdict, now):
-                        closed = verdict.status is OutboxStatus.WITHDRAWN
-                        tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
-                    continue
-                message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
-                if not writes.claim(item.id, now, verdict.recipient, message_id):
-                    continue  # another run took it
-                # Until the next claim commits, this row is the one a kill would leave in doubt.
-                outcome = await _deliver(
-                    item, payload, verdict.recipient, channels, batch.retry_delays
-                )
-                writes.settle(item, outcome, now)
-                tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
-                if outcome.rejected_address and visit is not None:
-                    learned.undeliverable.add(visit.patient_id)
-                if outcome.opted_out and visit is not None:
-                    learned.sms_opted_out.add(visit.patient_id)
-                if outcome.status is not OutboxStatus.PENDING:
-                    deferred_in_a_row = 0
-                    continue
-                deferred_in_a_row += 1
-                if deferred_in_a_row >= batch.max_deferred:
-                    raise DeliveryDeferred(
-                        f"{deferred_in_a_row} messages in a row were not accepted; "
-                        "the rest of the batch stays pending"
-                    )
+        # Not a TaskGroup: a lane that stops must not cancel the others mid-send (a
+        # cancelled send is a message in doubt); each finishes the row it holds.
+        ended = await asyncio.gather(
+            *(loop.lane(queue) for _ in range(lanes)), return_exceptions=True
+        )
     finally:
         ahead.cancel()
-        writes.flush()
-    return tally
+    for outcome in ended:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return loop.tally
+
+
+class _SendLoop:
+    """What the lanes of one batch share: the rows' visits, the tally, what they learn."""
+
+    def __init__(
+        self,
+        batch: Batch,
+        visits: dict[int, Visit],
+        ahead: Prebuilt,
+        secret: str,
+        batch_now: datetime,
+    ) -> None:
+        self.batch = batch
+        self.visits = visits
+        self.ahead = ahead
+        self.secret = secret
+        self.batch_now = batch_now
+        self.started = time.monotonic()
+        self.tally = Tally()
+        self.learned = Learned()
+        self.deferred_in_a_row = 0
+        self.stopping = False
+
+    async def lane(self, queue: Iterator[Queued]) -> None:
+        """Send rows from the shared queue over this lane's own connections until none is left."""
+        writes = SendWrites(self.batch.factory)
+        try:
+            async with self.batch.transports.open() as channels:
+                for item in queue:
+                    await self._one(item, writes, channels)
+                    if self.stopping:
+                        break
+        except BaseException:
+            self.stopping = True  # the other lanes finish the row they hold, then stop
+            raise
+        finally:
+            writes.flush()
+
+    async def _one(self, item: Queued, writes: SendWrites, channels: Channels) -> None:
+        # Each message is judged and stamped at the moment it goes: a long batch must not
+        # keep sending after the window closes, nor claim with a stale time a later run
+        # would take for an expired lease.
+        now = self.batch_now + timedelta(seconds=time.monotonic() - self.started)
+        visit = self.visits.get(item.appointment_id)
+        verdict = judge(item, visit, now, self.batch.policy, self.learned)
+        if verdict.action == "defer":
+            self.tally.add(item.kind, item.channel, "waiting")
+            return
+        payload: Wire | str | None = None
+        if verdict.action == "send" and visit is not None and verdict.recipient:
+            # Built before the claim, so the row is "sending" only while on the wire.
+            payload = self.ahead.take(item.id, verdict.recipient)
+            if payload is None:
+                payload, verdict = _compose(item, visit, verdict, self.batch.settings, self.secret)
+        if payload is None or verdict.recipient is None:
+            if writes.close(item, verdict, now):
+                closed = verdict.status is OutboxStatus.WITHDRAWN
+                self.tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
+            return
+        message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
+        if not await writes.aclaim(item.id, now, verdict.recipient, message_id):
+            return  # another run took it
+        # Until this lane's next claim commits, this row is the one a kill would leave in doubt.
+        outcome = await _deliver(
+            item, payload, verdict.recipient, channels, self.batch.retry_delays
+        )
+        writes.settle(item, outcome, now)
+        self.tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
+        if outcome.rejected_address and visit is not None:
+            self.learned.undeliverable.add(visit.patient_id)
+        if outcome.opted_out and visit is not None:
+            self.learned.sms_opted_out.add(visit.patient_id)
+        if outcome.status is not OutboxStatus.PENDING:
+            self.deferred_in_a_row = 0
+            return
+        self.deferred_in_a_row += 1
+        if self.deferred_in_a_row >= self.batch.max_deferred:
+            raise DeliveryDeferred(
+                f"{self.deferred_in_a_row} messages in a row were not accepted; "
+                "the rest of the batch stays pending"
+            )
 
 
 def _read_queued(batch: Batch, outbox_ids: Sequence[int]) -> tuple[list[Queued], dict[int, Visit]]:

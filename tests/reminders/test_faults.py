@@ -5,9 +5,10 @@ Every run here is the send-reminders flow's steps through its tasks' own functio
 
 The guarantee under test (see office/reminders/recovery.py): every due message is
 delivered exactly once, except that a process killed mid-send leaves at most one
-message per batch in doubt. Over SMTP that one is marked "unknown" with a work
-item and never resent (delivered at most once); over the file outbox, which is
-idempotent on the Message-ID, it is sent again and so delivered exactly once.
+message per lane in doubt (a batch sends over OFFICE_SMTP_CONNECTIONS lanes, 4 here).
+Over SMTP each of those is marked "unknown" with a work item and never resent
+(delivered at most once); over the file outbox, which is idempotent on the
+Message-ID, it is sent again and so delivered exactly once.
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ def test_connection_dropped_after_every_300th_message_delivers_all_900_once(
     assert len(counts) == 900
     assert set(counts.values()) == {1}
     assert set(counts) == set(sent_ids(clinic))
+
+
+def test_a_batch_sends_over_as_many_connections_as_the_setting_says(
+    clinic: Clinic, sink_factory: Callable[..., Sink]
+) -> None:
+    clinic.add_type("mail", reminder_offsets=EMAIL_24H)
+    clinic.many(40, start=NOW + timedelta(hours=23), kind="mail")
+    sink = sink_factory()
+    settings = smtp_settings(clinic.settings, sink.port)
+
+    tally = run(clinic, settings.model_copy(update={"smtp_connections": 3}))
+
+    assert tally.total("sent") == 40
+    assert len(sink.connections()) == 3
+    assert set(sink.counts().values()) == {1}
 
 
 def test_transient_4xx_is_retried_and_delivered_once(
@@ -191,7 +207,7 @@ def _kill_after(count: Callable[[], int], settings: Settings, at: int) -> int:
     return child.returncode
 
 
-def test_sigkill_mid_batch_over_smtp_leaves_at_most_one_message_in_doubt(
+def test_sigkill_mid_batch_over_smtp_leaves_at_most_one_message_per_connection_in_doubt(
     clinic: Clinic, sink_factory: Callable[..., Sink]
 ) -> None:
     total = 400
@@ -206,7 +222,8 @@ def test_sigkill_mid_batch_over_smtp_leaves_at_most_one_message_in_doubt(
     after = run(clinic, settings, NOW + DEFAULT_LEASE + timedelta(minutes=1))
 
     assert code == -signal.SIGKILL, f"killed after {at} messages"
-    assert len(in_doubt) <= 1
+    assert settings.smtp_connections == 4
+    assert len(in_doubt) <= settings.smtp_connections
     rows = clinic.outbox()
     assert len(rows) == total
     assert {row.status for row in rows} <= {OutboxStatus.SENT, OutboxStatus.UNKNOWN}
@@ -240,7 +257,7 @@ def test_sigkill_mid_batch_over_the_file_outbox_delivers_every_message_exactly_o
     after = run(clinic, clinic.settings, NOW + DEFAULT_LEASE + timedelta(minutes=1))
 
     assert code == -signal.SIGKILL, f"killed after {at} messages"
-    assert len(in_doubt) <= 1
+    assert len(in_doubt) <= clinic.settings.smtp_connections
     assert after.total("requeued") == len(in_doubt)
     assert {row.status for row in clinic.outbox()} == {OutboxStatus.SENT}
     delivered = Counter(str(message["Message-ID"]) for message in sent_mail(clinic.settings))
