@@ -8,10 +8,11 @@ the same bytes again finds them stored and applied, and changes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.cli_support import require_schema
 from office.db import make_engine, make_sessionmaker, transaction
 from office.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from office.records.review import ReviewDecision
 
 __all__ = ["practice_app", "records_app"]
 
@@ -117,3 +121,149 @@ def records_import(
     templates/examples/patients.csv."""
     with _database() as factory:
         import_file(factory, path, "text/csv")
+
+
+# --- review -----------------------------------------------------------------------------------
+
+review_app = typer.Typer(
+    help="Record changes waiting for a person: possible duplicates, patients' own edits of "
+    "reviewed fields, stale updates, merges.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+records_app.add_typer(review_app, name="review")
+
+
+@review_app.command("list")
+def review_list(
+    kind: Annotated[
+        str | None,
+        typer.Option(help="possible_duplicate, record_review, stale_update or merge_request."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 100,
+) -> None:
+    """Reviews waiting for a decision, oldest first."""
+    from office.records.review import pending_reviews
+
+    with _database() as factory, factory() as session:
+        reviews = pending_reviews(session, kind=kind, limit=limit)
+        table = Table("id", "kind", "patient", "fields", "from", "received", title="Record reviews")
+        for review in reviews:
+            table.add_row(
+                str(review.id),
+                review.kind,
+                str(review.patient_id or ""),
+                ", ".join(map(str, review.fields))[:60],
+                review.source,
+                review.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            )
+    Console(highlight=False).print(table if reviews else "no record reviews waiting")
+
+
+@review_app.command("show")
+def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) -> None:
+    """One review: the current and proposed values side by side, and candidates' scores."""
+    from office.models import Patient, RecordReview
+
+    console = Console(highlight=False)
+    with _database() as factory, factory() as session:
+        review = session.get(RecordReview, review_id)
+        if review is None:
+            _fail(f"review {review_id} does not exist")
+        console.print(
+            f"review {review.id}: {review.kind}, {review.status.value}, patient "
+            f"{review.patient_id or '-'}, from {review.source} ({review.submitter})"
+        )
+        proposed = _flat(review.proposed)
+        names = list(dict.fromkeys([*map(str, review.fields), *proposed]))
+        diff = Table("field", "on file", "proposed", title="Change")
+        for name in names:
+            if name in {"mrn", "identifiers", "expected_version", "occurred_at"}:
+                continue
+            diff.add_row(name, _show(review.current.get(name)), _show(proposed.get(name)))
+        console.print(diff)
+        if review.candidates:
+            table = Table("patient", "MRN", "name", "born", "score", "why", title="Candidates")
+            for candidate in review.candidates:
+                patient = session.get(Patient, candidate.get("patient_id"))
+                parts = candidate.get("parts") or {}
+                table.add_row(
+                    str(candidate.get("patient_id")),
+                    patient.mrn if patient else "",
+                    f"{patient.first_name} {patient.last_name}" if patient else "",
+                    str(patient.date_of_birth) if patient else "",
+                    str(candidate.get("total", candidate.get("role", ""))),
+                    ", ".join(f"{k} {v}" for k, v in parts.items()),
+                )
+            console.print(table)
+
+
+@review_app.command("approve")
+def review_approve(
+    review_id: Annotated[int, typer.Argument(help="Review id.")],
+    by: Annotated[str, typer.Option(help="Who decides (name or staff email).")],
+    patient: Annotated[
+        int | None, typer.Option(help="For a possible duplicate: the candidate it is.")
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+) -> None:
+    """Apply the held change (a possible duplicate: it is that patient)."""
+    from office.records.review import approve_review
+
+    _decide(
+        lambda s, now: approve_review(s, review_id, by=by, now=now, patient_id=patient, note=note)
+    )
+
+
+@review_app.command("reject")
+def review_reject(
+    review_id: Annotated[int, typer.Argument(help="Review id.")],
+    by: Annotated[str, typer.Option(help="Who decides (name or staff email).")],
+    note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+) -> None:
+    """Drop the held change (a possible duplicate: not a duplicate, a new patient)."""
+    from office.records.review import reject_review
+
+    _decide(lambda s, now: reject_review(s, review_id, by=by, now=now, note=note))
+
+
+def _decide(decide: Callable[[Session, datetime], ReviewDecision]) -> None:
+    from office.followups.ledger import FollowupCall, record_followups
+    from office.models import utcnow
+    from office.records.review import ReviewError
+
+    with _database() as factory:
+        now = utcnow()
+        try:
+            with transaction(factory) as session:
+                decision = decide(session, now)
+                # A coverage the person approved re-checks the upcoming visits, as follow-ups.
+                calls = [FollowupCall("verify_appointment", v) for v in decision.reverify]
+                record_followups(session, None, calls, now=now)
+        except ReviewError as exc:
+            _fail(str(exc))
+    changed = f", changed: {', '.join(decision.changed)}" if decision.changed else ""
+    Console(highlight=False).print(
+        f"review {decision.review_id} {decision.status.value}; patient "
+        f"{decision.patient_id or '-'}{changed}"
+    )
+
+
+def _flat(proposed: dict[str, Any]) -> dict[str, Any]:
+    """The proposed update's fields, its coverages as "coverage N.field"."""
+    flat = {k: v for k, v in proposed.items() if k not in {"coverages", "consents"}}
+    for index, coverage in enumerate(proposed.get("coverages", []), start=1):
+        rank = coverage.get("rank", index)
+        for name, value in coverage.items():
+            if name != "rank":
+                flat[f"coverage {rank}.{name}"] = value
+    return flat
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict) and value.get("clear") is True:
+        return "(delete)"
+    return str(value)

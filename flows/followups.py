@@ -33,3 +33,31 @@ async def run_followups(names: Iterable[str], entity_id: int) -> list[str]:
         await FOLLOWUPS[name](entity_id)
         done.append(name)
     return done
+
+
+async def run_recorded(followup_ids: Iterable[int]) -> list[str]:
+    """Run follow-ups the intake recorded, each on its own: one failing does not stop the
+    others; a failure is marked for a retry (or, out of attempts, a work item) and the
+    error's kind kept, never its message. Returns "name:id" of each that ran."""
+    from flows.runtime import office
+    from office.db import transaction
+    from office.followups import mark_done, mark_failed, mark_started
+    from office.models import Followup, utcnow
+
+    factory = office().factory
+    ran = []
+    for followup_id in followup_ids:
+        with transaction(factory) as session:
+            row = session.get_one(Followup, followup_id)
+            name, entity_id = row.name, row.entity_id
+            mark_started(session, followup_id, None, now=utcnow())
+        try:
+            await FOLLOWUPS[name](entity_id)
+        except Exception as exc:  # each follow-up stands alone; the ledger keeps the failure
+            with transaction(factory) as session:
+                mark_failed(session, followup_id, type(exc).__name__, now=utcnow())
+            continue
+        with transaction(factory) as session:
+            mark_done(session, followup_id, now=utcnow())
+        ran.append(f"{name}:{entity_id}")
+    return ran

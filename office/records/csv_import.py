@@ -34,6 +34,7 @@ from office.records.apply import ApplyStatus, apply_records
 from office.records.inbound import VERIFY, apply_inbound
 from office.records.updates import (
     CLEAR,
+    PATIENT_FIELDS,
     Clear,
     ConsentUpdate,
     CoverageUpdate,
@@ -76,6 +77,7 @@ PATIENT_COLUMNS: Final = (
     "language",
     "consent_email",
     "consent_sms",
+    "record_version",
 )
 COVERAGE_COLUMNS: Final = (
     "payer_code",
@@ -98,6 +100,8 @@ CSV_COLUMNS: Final = (
     *(f"secondary_{name}" for name in COVERAGE_COLUMNS),
 )
 _KNOWN: Final = frozenset(CSV_COLUMNS)
+# A patient's own fields have columns of the same names.
+_FIELD_COLUMNS: Final = PATIENT_FIELDS
 _DATES: Final = frozenset(
     {"date_of_birth", "effective_from", "effective_to", "subscriber_date_of_birth"}
 )
@@ -203,12 +207,16 @@ def row_update(row: dict[str, str], where: str) -> tuple[PatientUpdate | None, l
                 copay_on_file=copay,
             )
         )
+    version = row.get("record_version")
+    if version is not None and not (version.isdigit() and int(version) >= 1):
+        problems.append(Problem(where, "record_version", "must be a whole number from 1"))
     update = PatientUpdate(
         mrn=_text(cell("mrn")),
         identifiers=identifiers,
-        **{name: cell(name) for name in PATIENT_COLUMNS[3:17]},
+        **{name: cell(name) for name in _FIELD_COLUMNS},
         coverages=tuple(coverages),
         consents=tuple(consents),
+        expected_version=int(version) if version and version.isdigit() else None,
     )
     return (None if problems else update), problems
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from office.records.match import Grade, Score, grade, score
 from office.records.policy import COVERAGE, ReviewPolicy
-from office.records.store import EVENT_FIELD, CoverageRow, PatientRow, Store
+from office.records.store import EVENT_FIELD, LINKED_MRN_SYSTEM, CoverageRow, PatientRow, Store
 from office.records.updates import (
     CLEAR,
     PATIENT_FIELDS,
@@ -170,6 +170,8 @@ def _plan_patient(
 def _known(store: Store, update: PatientUpdate, where: str) -> PatientRow | list[Problem] | None:
     """The patient the MRN or sender ids name exactly, or None; a problem if they disagree."""
     by_mrn = store.by_mrn.get(update.mrn) if update.mrn else None
+    if by_mrn is None and update.mrn:
+        by_mrn = store.by_identifier.get((LINKED_MRN_SYSTEM, update.mrn))
     by_ids = {
         id(r): r
         for k in update.identifiers

@@ -30,7 +30,19 @@ from office.models import (
 )
 from office.records.updates import PATIENT_FIELDS, MergeRequest, PatientUpdate, RecordBatch
 
-__all__ = ["COVERAGE_FIELDS", "EVENT_FIELD", "CoverageRow", "PatientRow", "Store", "load_store"]
+__all__ = [
+    "COVERAGE_FIELDS",
+    "EVENT_FIELD",
+    "LINKED_MRN_SYSTEM",
+    "CoverageRow",
+    "PatientRow",
+    "Store",
+    "load_store",
+]
+
+# A sender's MRN a person linked to one of our patients (a possible duplicate approved) is
+# kept as a sender id of this system, so that MRN finds the patient from then on.
+LINKED_MRN_SYSTEM: Final = "mrn"
 
 # The audit field holding when the source made the last update applied to a patient.
 EVENT_FIELD: Final = "record_event_at"
@@ -160,9 +172,25 @@ def load_store(session: Session, batches: Iterable[RecordBatch], store: Store) -
             for chunk in chunks(sorted(births))
         ),
     ]
+    loaded = _load_patients(session, store, wanted, locking)
+    # A merged record's survivor too: an update naming the retired one lands there.
+    survivors = {p.merged_into_id for p in loaded if p.merged_into_id is not None}
+    survivors -= set(store.by_id)
+    if survivors:
+        more = [Patient.id.in_(chunk) for chunk in chunks(sorted(survivors))]
+        loaded += _load_patients(session, store, more, locking)
+    if loaded:
+        _load_details(session, store, [p.id for p in loaded if p.id is not None])
+    for patient in loaded:
+        store.add(patient)
+
+
+def _load_patients(
+    session: Session, store: Store, conditions: Iterable[Any], locking: bool
+) -> list[PatientRow]:
     columns = [getattr(Patient, name) for name in _PATIENT_COLUMNS]
     loaded: list[PatientRow] = []
-    for condition in wanted:
+    for condition in conditions:
         query = select(Patient.id, Patient.version, Patient.merged_into_id, *columns).where(
             condition
         )
@@ -179,10 +207,7 @@ def load_store(session: Session, batches: Iterable[RecordBatch], store: Store) -
             )
             store.by_id[row.id] = patient
             loaded.append(patient)
-    if loaded:
-        _load_details(session, store, [p.id for p in loaded if p.id is not None])
-    for patient in loaded:
-        store.add(patient)
+    return loaded
 
 
 def _wanted(
@@ -190,6 +215,7 @@ def _wanted(
 ) -> None:
     if update.mrn:
         mrns.add(update.mrn)
+        keys.add((LINKED_MRN_SYSTEM, update.mrn))
     keys.update((i.system, i.value) for i in update.identifiers)
     if isinstance(update.date_of_birth, date):
         births.add(update.date_of_birth)
