@@ -23,6 +23,7 @@ import asyncio
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._rounds import bound_by, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
 if TYPE_CHECKING:
@@ -79,6 +81,7 @@ def _measure(
     maildir_runs: list[float] = []
     bare_runs: list[float] = []
     compat_runs: list[float] = []
+    rounds: list[dict[str, float]] = []
     counts: dict[str, int] = {}
     for attempt in range(args.repeat):
         run_home = home / f"maildir-{attempt}"
@@ -90,18 +93,30 @@ def _measure(
             bare_runs.append(_bare(files, policy.default))
             compat_runs.append(_bare(files, policy.compat32))
 
-        wall, counts = _flow(settings, fill)
+        wall, cpu, counts = _flow(settings, fill)
         maildir_runs.append(wall)
         _check(args.n, counts)
         shutil.rmtree(run_home, ignore_errors=True)
-    wall_s = statistics.median(maildir_runs)
-    bare_s = statistics.median(bare_runs)
+        rounds.append(
+            {
+                "wall_s": wall,
+                "msg_per_s": args.n / wall,
+                "bare_s": bare_runs[-1],
+                "ratio_vs_bare": bare_runs[-1] / wall,
+                "flow_cpu_s": cpu,
+            }
+        )
+    middle = print_rounds("mail", rounds)
+    wall_s = middle["wall_s"]
+    bare_s = middle["bare_s"]
     result: dict[str, Any] = {
         "n": args.n,
+        "rounds": len(rounds),
         "wall_s": round(wall_s, 3),
         "msg_per_s": round(args.n / wall_s, 1),
         "bare_s": round(bare_s, 3),
-        "ratio_vs_bare": round(bare_s / wall_s, 3),
+        "ratio_vs_bare": round(middle["ratio_vs_bare"], 3),
+        "flow_cpu_s": round(middle["flow_cpu_s"], 3),
         "bare_compat32_s": round(statistics.median(compat_runs), 3),
         "wall_s_runs": [round(w, 2) for w in maildir_runs],
         "bare_s_runs": [round(b, 2) for b in bare_runs],
@@ -109,6 +124,10 @@ def _measure(
         "acknowledged": counts.get("send_mail_ack:sent", 0),
         "database": "postgresql" if args.database_url else "sqlite",
     }
+    result["bound"] = bound_by(
+        flow_cpu_s=middle["flow_cpu_s"], wall_s=wall_s, waits="the database's commits"
+    )
+    print(f"mail: {result['bound']}", file=sys.stderr)
     if not args.no_imap:
         result.update(_imap(args, home, corpus))
     return result
@@ -154,7 +173,7 @@ def _bare(files: list[Path], chosen: Any) -> float:
     return time.perf_counter() - started
 
 
-def _flow(settings: Settings, fill: Any) -> tuple[float, dict[str, int]]:
+def _flow(settings: Settings, fill: Any) -> tuple[float, float, dict[str, int]]:
     """A warm-up run of route-mail on an empty mailbox, `fill()`, then the timed run."""
     from flows.mail import route_mail
     from flows.runtime import use_office
@@ -165,9 +184,9 @@ def _flow(settings: Settings, fill: Any) -> tuple[float, dict[str, int]]:
         name = settings.inbound_mailboxes[0].name
         asyncio.run(route_mail(mailbox=name, now=NOW))
         fill()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         counts = asyncio.run(route_mail(mailbox=name, now=NOW))
-        return time.perf_counter() - started, counts
+        return time.perf_counter() - started, time.process_time() - cpu, counts
     finally:
         engine.dispose()
 
@@ -199,13 +218,16 @@ def _imap(args: argparse.Namespace, home: Path, corpus: list[tuple[str, bytes]])
                 _append(server, [raw for _, raw in corpus])
                 appends.append(time.perf_counter() - started)
 
-            wall, counts = _flow(settings, fill)
+            wall, _, counts = _flow(settings, fill)
             _check(args.n, counts)
             if server.count() != 0 or server.count("Routed") != args.n:
                 raise RuntimeError("the IMAP server does not hold every message in Routed")
             runs.append(wall)
         shutil.rmtree(run_home, ignore_errors=True)
     wall_s = statistics.median(runs)
+    for index, wall in enumerate(runs, 1):
+        print(f"mail imap round {index}: wall_s {wall:.3f}", file=sys.stderr)
+    print(f"mail imap median of {len(runs)}: wall_s {wall_s:.3f}", file=sys.stderr)
     return {
         "imap_wall_s": round(wall_s, 3),
         "imap_msg_per_s": round(args.n / wall_s, 1),
