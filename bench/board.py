@@ -21,10 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from bench._rounds import print_rounds
 
 BUDGET_MS = 200.0
 FIRST_MS: dict[str, float] = {}
@@ -117,7 +120,15 @@ def _measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     finally:
         engine.dispose()
     today_ms = pages["today_manager"]
+    cpu_share = CPU_MS["today_manager"] / today_ms
+    bound = (
+        "bound by the page's CPU (rendering and the read model)"
+        if cpu_share >= 0.8
+        else f"bound by the database and the machine's other load (CPU {cpu_share:.0%} of wall)"
+    )
+    print(f"board: {bound}", file=sys.stderr)
     return {
+        "bound": bound,
         "n": args.n,
         "database": "postgresql" if args.database_url else "sqlite",
         "shown": _shown(),
@@ -191,6 +202,10 @@ async def _median_ms(client: Any, name: str, path: str, rounds: int) -> float:
             cpu.append(time.process_time() - spent)
         else:
             FIRST_MS[name] = round(elapsed * 1000, 1)
+    print_rounds(
+        f"board {name}",
+        [{"wall_ms": t * 1000, "cpu_ms": c * 1000} for t, c in zip(times, cpu, strict=True)],
+    )
     CPU_MS[name] = round(statistics.median(cpu) * 1000, 1)
     return round(statistics.median(times) * 1000, 1)
 
