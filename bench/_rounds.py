@@ -35,7 +35,10 @@ def bound_by(*, flow_cpu_s: float, wall_s: float, waits: str) -> str:
     busy = flow_cpu_s / wall_s if wall_s else 0.0
     if busy >= 0.8:
         return f"bound by the flow's CPU (busy {busy:.0%} of its wall time)"
-    return f"bound by {waits} (the flow's CPU busy {busy:.0%} of its wall time)"
+    return (
+        f"bound by {waits}, or by other load on the machine "
+        f"(the flow's CPU busy {busy:.0%} of its wall time)"
+    )
 
 
 def own_peak_rss_mb() -> float:
