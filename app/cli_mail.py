@@ -4,38 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from office.settings import Settings, SettingsError, load_settings
+from app.cli_support import command_group, console, fail, settings_or_fail
 
 __all__ = ["mail_app"]
 
-mail_app = typer.Typer(
-    help="Inbound mail: route the mailboxes, try routing rules, see what was routed.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+mail_app = command_group(
+    "Inbound mail: route the mailboxes, try routing rules, see what was routed."
 )
-
-
-def _console() -> Console:
-    return Console(highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
 
 
 @mail_app.command("route")
@@ -49,10 +29,10 @@ def route(
     ] = False,
 ) -> None:
     """Store, route and file new mail now, through the route-mail flow."""
-    settings = _settings()
+    settings = settings_or_fail()
     names = {box.name for box in settings.inbound_mailboxes}
     if mailbox is not None and mailbox not in names:
-        _fail(f"no mailbox named {mailbox!r}; configured: {', '.join(sorted(names))}")
+        fail(f"no mailbox named {mailbox!r}; configured: {', '.join(sorted(names))}")
     from app.prefect_handoff import prefect_api
     from flows.mail import route_mail
     from flows.runtime import use_office
@@ -63,7 +43,7 @@ def route(
     table = Table("what", "count", title="Mail routing run")
     for name, value in counts.items():
         table.add_row(name, str(value))
-    _console().print(table)
+    console().print(table)
 
 
 @mail_app.command("test-rules")
@@ -82,17 +62,17 @@ def try_rules_command(
     from office.mail import RulesError, load_rules, try_rules
     from office.render import TEMPLATES_DIR
 
-    settings = _settings()
+    settings = settings_or_fail()
     path = rules or settings.mail_rules or TEMPLATES_DIR / "mail-rules.yaml"
     try:
         rule_set = load_rules(path)
     except RulesError as exc:
         for problem in exc.problems:
-            Console(stderr=True, highlight=False).print(f"error: {problem}", markup=False)
+            console(stderr=True).print(f"error: {problem}", markup=False)
         raise typer.Exit(1) from None
     corpus = maildir or settings.mailbox_path(settings.inbound_mailboxes[0])
     if not corpus.is_dir():
-        _fail(f"{corpus} is not a directory")
+        fail(f"{corpus} is not a directory")
     table = Table("message", "rule", "queue", "category", "actions", title=f"Rules from {path}")
     counts: dict[str, int] = {}
     for trial in try_rules(_corpus(corpus), rule_set):
@@ -109,9 +89,9 @@ def try_rules_command(
             ", ".join(decision.actions),
         )
         counts[decision.queue] = counts.get(decision.queue, 0) + 1
-    console = _console()
-    console.print(table)
-    console.print(
+    out = console()
+    out.print(table)
+    out.print(
         "per queue: " + ", ".join(f"{queue} {n}" for queue, n in sorted(counts.items()))
         if counts
         else "no messages found"
@@ -141,7 +121,7 @@ def list_routed(
     from office.db import make_engine, make_sessionmaker
     from office.mail import routed_mail
 
-    settings = _settings()
+    settings = settings_or_fail()
     engine = make_engine(settings.db_url)
     try:
         with make_sessionmaker(engine)() as session:
@@ -154,9 +134,9 @@ def list_routed(
     finally:
         engine.dispose()
     if not grouped:
-        _console().print("no routed mail")
+        console().print("no routed mail")
         return
-    console = _console()
+    out = console()
     for name, items in sorted(grouped.items()):
         table = Table("id", "mailbox", "category", "rule", "from", "subject", title=name)
         for item in items:
@@ -168,4 +148,4 @@ def list_routed(
                 item.sender or "",
                 item.subject or "",
             )
-        console.print(table)
+        out.print(table)

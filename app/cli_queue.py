@@ -11,52 +11,38 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.cli_support import require_schema
-from office.db import make_engine, make_sessionmaker, transaction
+from app.cli_support import command_group, console, database, fail, settings_or_fail
+from office.db import transaction
 from office.ledgers import LedgerError
 from office.models import Location, Staff
-from office.settings import Settings, load_settings
+from office.settings import Settings
 from office.workqueue import actions, views
 from office.workqueue.kinds import ROLE_LABELS
 from office.workqueue.views import ItemRow, TodayView
 
 __all__ = ["queue_app"]
 
-queue_app = typer.Typer(
-    help="The work queue: what needs a person, across all flows, most urgent first.",
+queue_app = command_group(
+    "The work queue: what needs a person, across all flows, most urgent first.",
     invoke_without_command=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+    no_args_is_help=False,
 )
-
-
-def _console() -> Console:
-    return Console(highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
 
 
 @contextmanager
 def _database() -> Iterator[tuple[Settings, sessionmaker[Session]]]:
-    settings = load_settings()
-    engine: Engine = make_engine(settings.db_url)
-    try:
-        require_schema(engine)
-        yield settings, make_sessionmaker(engine)
-    finally:
-        engine.dispose()
+    settings = settings_or_fail()
+    with database(settings) as factory:
+        yield settings, factory
 
 
 @queue_app.callback()
@@ -87,7 +73,7 @@ def queue(
             limit=limit,
             notes_as_tasks=settings.queue_note_kinds_as_tasks,
         )
-    _print_today(_console(), view, ZoneInfo(settings.practice_timezone))
+    _print_today(console(), view, ZoneInfo(settings.practice_timezone))
 
 
 @queue_app.command("show")
@@ -97,14 +83,14 @@ def show(item_id: Annotated[int, typer.Argument(help="Work item id.")]) -> None:
         try:
             entries = views.history(session, item_id)
         except views.NotFound as exc:
-            _fail(str(exc))
+            fail(str(exc))
     zone = ZoneInfo(settings.practice_timezone)
     table = Table("when", "who", "what", "before", "after", title=f"Work item {item_id}")
     for entry in entries:
         table.add_row(
             _when(entry.at, zone), entry.by, entry.what, entry.before or "", entry.after or ""
         )
-    _console().print(table)
+    console().print(table)
 
 
 @queue_app.command("take")
@@ -116,7 +102,7 @@ def take(
     with _database() as (_settings, factory), transaction(factory) as session:
         staff_id = _staff(session, by)
         state = _act(lambda: actions.take(session, item_id, staff_id=staff_id, source="cli"))
-    _console().print(f"work item {state.id} taken by staff {staff_id}")
+    console().print(f"work item {state.id} taken by staff {staff_id}")
 
 
 @queue_app.command("close")
@@ -129,7 +115,7 @@ def close(
     with _database() as (_settings, factory), transaction(factory) as session:
         who = _actor(session, by)
         state = _act(lambda: actions.close(session, item_id, by=who, note=note, source="cli"))
-    _console().print(f"work item {state.id} done")
+    console().print(f"work item {state.id} done")
 
 
 @queue_app.command("dismiss")
@@ -142,21 +128,21 @@ def dismiss(
     with _database() as (_settings, factory), transaction(factory) as session:
         who = _actor(session, by)
         state = _act(lambda: actions.dismiss(session, item_id, by=who, reason=reason, source="cli"))
-    _console().print(f"work item {state.id} dismissed")
+    console().print(f"work item {state.id} dismissed")
 
 
 def _act(action: Callable[[], actions.ItemState]) -> actions.ItemState:
     try:
         return action()
     except LedgerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _staff(session: Session, who: str) -> int:
     """A staff member by id or email."""
     found = _find_staff(session, who)
     if found is None:
-        _fail(f"no staff member {who!r}: give a staff id or email")
+        fail(f"no staff member {who!r}: give a staff id or email")
     return found
 
 
@@ -180,7 +166,7 @@ def _clinic(session: Session, wanted: str) -> int:
         condition = or_(condition, Location.id == int(wanted))
     found = session.scalar(select(Location.id).where(condition).limit(1))
     if found is None:
-        _fail(f"no clinic {wanted!r}: give a location id or name")
+        fail(f"no clinic {wanted!r}: give a location id or name")
     return found
 
 

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from app.cli_support import command_group, console, database, fail, settings_or_fail
 from office.clock import as_utc
-from office.settings import SettingsError, load_settings
+from office.settings import SettingsError
 
 __all__ = ["reminders_app"]
 
-reminders_app = typer.Typer(
-    help="Appointment reminders: send what is due, or preview what would be sent.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+reminders_app = command_group(
+    "Appointment reminders: send what is due, or preview what would be sent."
 )
-
-
-def _console() -> Console:
-    # Built per command, so the terminal width (COLUMNS) is read when it runs.
-    return Console(highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(1)
 
 
 @reminders_app.command("run")
@@ -41,11 +28,11 @@ def run(
     ] = None,
 ) -> None:
     """Send every reminder and notice that is due, through the send-reminders flow."""
+    settings = settings_or_fail()
     try:
-        settings = load_settings()
         settings.require_secret_key()
     except SettingsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from app.prefect_handoff import prefect_api
     from flows.reminders import send_reminders
     from flows.runtime import use_office
@@ -56,7 +43,7 @@ def run(
     table = Table("what", "count", title="Reminder run")
     for name, value in counts.items():
         table.add_row(name, str(value))
-    _console().print(table)
+    console().print(table)
 
 
 @reminders_app.command("preview")
@@ -71,23 +58,15 @@ def preview(
 
     Sends nothing and writes nothing.
     """
-    from office.db import make_engine, make_sessionmaker
     from office.models import utcnow
     from office.reminders.preview import preview as plan_preview
 
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-    engine = make_engine(settings.db_url)
-    try:
+    with database(settings_or_fail()) as factory:
         moment = as_utc(now, "UTC") if now else utcnow()
-        lines = plan_preview(make_sessionmaker(engine), now=moment, hours=hours)
-    finally:
-        engine.dispose()
-    console = _console()
+        lines = plan_preview(factory, now=moment, hours=hours)
+    out = console()
     if not lines:
-        console.print(f"nothing to send in the next {hours:g} hours")
+        out.print(f"nothing to send in the next {hours:g} hours")
         return
     table = Table(
         "local time",
@@ -110,5 +89,5 @@ def preview(
             line.to,
             outcome,
         )
-    console.print(table)
-    console.print(f"{sending} to send, {len(lines) - sending} skipped")
+    out.print(table)
+    out.print(f"{sending} to send, {len(lines) - sending} skipped")

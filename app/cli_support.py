@@ -1,14 +1,65 @@
-"""What the CLI's command modules share; `app.cli` imports them, so they cannot import it."""
+"""What the CLI's command modules share; `app.cli` imports them, so they cannot import it.
+
+A command module builds its group with `command_group`, prints through `console()`,
+ends with one line through `fail`, and reaches the database through `database`, which
+refuses a schema that is not at the latest migration.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["require_schema"]
+from office.db import make_engine, make_sessionmaker
+from office.settings import Settings, SettingsError, load_settings
+
+__all__ = ["command_group", "console", "database", "fail", "require_schema", "settings_or_fail"]
 
 SCHEMA_NOT_CURRENT = "the database is not up to date: run `office db upgrade` first"
+
+
+def command_group(help: str, **options: Any) -> typer.Typer:
+    """A sub-command group as every `office` group is made: no shell completion, no pretty
+    tracebacks (`app.cli.main` turns failures into one line), its help when called bare."""
+    settings: dict[str, Any] = {"no_args_is_help": True} | options
+    return typer.Typer(help=help, add_completion=False, pretty_exceptions_enable=False, **settings)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """Standard output (or error); built per command, so the terminal width (COLUMNS) is
+    read when it runs."""
+    return Console(stderr=stderr, highlight=False)
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit status 1."""
+    console(stderr=True).print(f"error: {message}", markup=False)
+    raise typer.Exit(1)
+
+
+def settings_or_fail() -> Settings:
+    """The settings from OFFICE_* variables, or one line saying which one is wrong."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """Sessions on the office database, once its schema is known to be current."""
+    engine = make_engine(settings.db_url)
+    try:
+        require_schema(engine)
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 def require_schema(bind: Engine) -> None:
@@ -17,5 +68,4 @@ def require_schema(bind: Engine) -> None:
     from office.migrate import current_revision, head_revision
 
     if current_revision(bind) != head_revision():
-        Console(stderr=True, highlight=False).print(f"error: {SCHEMA_NOT_CURRENT}", markup=False)
-        raise typer.Exit(1)
+        fail(SCHEMA_NOT_CURRENT)
