@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, practice_instant, titled
-from flows.runtime import office
+from flows.runtime import office, withhold_row_data
 from integrations.mail import get_mailer
 from integrations.mailbox import open_mailbox
 from office.contracts.mail import MailRetryableError
@@ -158,13 +158,14 @@ async def send_mail(now: datetime) -> dict[str, int]:
         mailbox_addresses={box.name: box.address for box in settings.inbound_mailboxes},
         now=now,
     )
-    tally = await send_outbox(
-        current.factory,
-        mailer,
-        mail_composers(identity),
-        now=now,
-        resend_safe=settings.mailer == "file",
-    )
+    with withhold_row_data(MailRetryableError):
+        tally = await send_outbox(
+            current.factory,
+            mailer,
+            mail_composers(identity),
+            now=now,
+            resend_safe=settings.mailer == "file",
+        )
     return tally.to_dict()
 
 

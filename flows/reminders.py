@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, practice_instant, titled
-from flows.runtime import office
+from flows.runtime import office, withhold_row_data
 from integrations.transports import channels_from_settings
 from office.clock import chunks
 from office.contracts.mail import MailRetryableError
@@ -67,24 +67,26 @@ def settle_interrupted(now: datetime) -> dict[str, int]:
     """Resolve messages a killed run left in "sending" (resend if the transport allows)."""
     current = office()
     transports = channels_from_settings(current.settings)
-    return reconcile_interrupted(
-        current.factory,
-        now=now,
-        mail_resend_safe=transports.mail_resend_safe,
-        sms_resend_safe=transports.sms_resend_safe,
-    ).to_dict()
+    with withhold_row_data():
+        return reconcile_interrupted(
+            current.factory,
+            now=now,
+            mail_resend_safe=transports.mail_resend_safe,
+            sms_resend_safe=transports.sms_resend_safe,
+        ).to_dict()
 
 
 @task(name="record-due-reminders", cache_policy=NO_CACHE, persist_result=False)
 def record_due(now: datetime) -> dict[str, int]:
     """Write every reminder whose time has come to the outbox: pending, or skipped with why."""
-    return enqueue_due(office().factory, now=now).to_dict()
+    with withhold_row_data():
+        return enqueue_due(office().factory, now=now).to_dict()
 
 
 @task(name="record-appointment-notices", cache_policy=NO_CACHE, persist_result=False)
 def record_notices(appointment_id: int, now: datetime) -> dict[str, int]:
     """Queue the confirmation, reschedule or cancellation notice this appointment needs."""
-    with transaction(office().factory) as session:
+    with withhold_row_data(), transaction(office().factory) as session:
         return enqueue_notices(session, appointment_id, now=now).to_dict()
 
 
@@ -129,7 +131,8 @@ async def send_messages(
         channels_from_settings(current.settings),
         retry_delays=retry_delays,
     )
-    tally = await send_batch(batch, outbox_ids, now=now)
+    with withhold_row_data(DeliveryDeferred, MailRetryableError, SmsRetryableError):
+        tally = await send_batch(batch, outbox_ids, now=now)
     get_run_logger().info(
         "batch of %d: %d sent, %d skipped or withdrawn, %d need a person",
         len(outbox_ids),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
@@ -11,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, load_settings
 
-__all__ = ["Office", "office", "use_office"]
+__all__ = ["Office", "TaskFailed", "office", "use_office", "withhold_row_data"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +44,25 @@ def use_office(settings: Settings, engine: Engine | None = None) -> Office:
     bound = engine or make_engine(settings.db_url)
     _override = Office(settings, bound, make_sessionmaker(bound))
     return _override
+
+
+class TaskFailed(RuntimeError):
+    """A task failed with an error that may quote a row; only its type and place are kept."""
+
+
+@contextmanager
+def withhold_row_data(*own: type[BaseException]) -> Iterator[None]:
+    """Let `own` errors through; any other leaves with its type and traceback, not its text.
+
+    What escapes a task lands in Prefect's state message and logs. Our errors carry
+    codes and ids (their contracts say so); a library's may quote the values it
+    refused: SQL parameters, a calendar line, a header. The frames stay for whoever
+    debugs it; the message and the chained exceptions do not.
+    """
+    try:
+        yield
+    except own:
+        raise
+    except Exception as exc:
+        withheld = TaskFailed(f"{type(exc).__name__} (its message is withheld: it may quote a row)")
+        raise withheld.with_traceback(exc.__traceback__) from None

@@ -31,8 +31,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
+
+from office.contacts import check_email, check_phone, email_problem
 
 __all__ = [
     "Appointment",
@@ -297,6 +299,20 @@ class Patient(Base):
     coverages: Mapped[list[Coverage]] = relationship(back_populates="patient")
 
     __mapper_args__ = {"version_id_col": version}
+
+    @validates("email", "phone", "confidential_address")
+    def _one_recipient(self, key: str, value: str | None) -> str | None:
+        """Exactly one plain address or E.164 number, or nothing (`office.contacts`)."""
+        if value is None:
+            return None
+        if key == "email":
+            return check_email(value)
+        if key == "phone":
+            return check_phone(value)
+        # The approved address is an email or a number, whichever channel was approved.
+        if email_problem(value) is None:
+            return value
+        return check_phone(value)
 
 
 class Consent(Base):

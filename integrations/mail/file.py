@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from integrations.files import write_atomically
-from office.contracts.mail import MailRetryableError, Wire, to_wire
+from office.contracts.mail import MailRetryableError, Wire, plain_recipients, to_wire
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -48,7 +48,7 @@ class FileMailer:
     async def send(self, message: EmailMessage | Wire) -> str:
         """Write the message as CRLF bytes, as an SMTP server would receive it."""
         wire = message if isinstance(message, Wire) else to_wire(message)
-        envelope = wire.envelope
+        envelope = plain_recipients(wire.envelope)
         path = self.path_for(envelope.message_id)
         try:
             await asyncio.to_thread(write_atomically, path, wire.data)

@@ -35,6 +35,7 @@ from office.contracts.mail import (
     MailRecipientRejected,
     MailRetryableError,
     Wire,
+    plain_recipients,
     to_wire,
 )
 
@@ -119,7 +120,7 @@ class SmtpMailer:
         if not self._entered:
             raise RuntimeError("use SmtpMailer inside 'async with' so its connection is closed")
         wire = message if isinstance(message, Wire) else to_wire(message)
-        envelope = wire.envelope
+        envelope = plain_recipients(wire.envelope)
         async with self._lock:
             try:
                 smtp = await self._begin(envelope.sender)

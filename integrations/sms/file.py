@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from integrations.files import write_atomically
-from office.contracts.sms import SmsRetryableError
+from office.contracts.sms import SmsRetryableError, one_number
 
 __all__ = ["FileSms"]
 
@@ -31,6 +31,7 @@ class FileSms:
         """Write the text atomically; the returned id is derived from the key, like a provider's."""
         if not idempotency_key:
             raise ValueError("idempotency_key must not be empty")
+        one_number(to)
         message_id = "file-" + hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:32]
         record = {"id": message_id, "idempotency_key": idempotency_key, "to": to, "body": body}
         data = json.dumps(record, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"

@@ -11,7 +11,12 @@ from typing import Any
 
 import httpx
 
-from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError
+from office.contracts.sms import (
+    SmsAmbiguousError,
+    SmsRejected,
+    SmsRetryableError,
+    one_number,
+)
 
 __all__ = ["TWILIO_OPTED_OUT", "TwilioSms"]
 
@@ -71,6 +76,7 @@ class TwilioSms:
         """POST the message; return Twilio's message sid (SM...)."""
         if not idempotency_key:
             raise ValueError("idempotency_key must not be empty")
+        one_number(to)
         if self._client is not None:
             return await self._post(self._client, to=to, body=body)
         async with httpx.AsyncClient() as client:

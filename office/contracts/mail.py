@@ -27,6 +27,8 @@ from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from office.contacts import email_problem
+
 if TYPE_CHECKING:
     from email.message import EmailMessage
     from types import TracebackType
@@ -41,6 +43,7 @@ __all__ = [
     "Mailer",
     "Wire",
     "envelope_of",
+    "plain_recipients",
     "to_wire",
 ]
 
@@ -131,6 +134,26 @@ def envelope_of(message: EmailMessage) -> Envelope:
     if not recipients:
         raise ValueError("message has no recipient")
     return Envelope(message_id=message_id, sender=senders[0], recipients=recipients)
+
+
+def plain_recipients(envelope: Envelope) -> Envelope:
+    """`envelope` when each recipient is one plain address; every mailer checks before sending.
+
+    A header such as ``a;b@x`` reads as the two recipients ``a`` and ``b@x``, one of
+    them nobody meant (`office.contacts`).
+
+    Raises:
+        MailRecipientRejected: naming the recipient's position and the reason code.
+    """
+    for index, recipient in enumerate(envelope.recipients):
+        problem = email_problem(recipient)
+        if problem is not None:
+            raise MailRecipientRejected(
+                f"recipient #{index} is not one plain address ({problem})",
+                recipient_index=index,
+                smtp_code=None,
+            )
+    return envelope
 
 
 @dataclass(frozen=True, slots=True)

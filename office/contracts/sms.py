@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SmsAmbiguousError", "SmsError", "SmsRejected", "SmsRetryableError", "SmsSender"]
+from office.contacts import phone_problem
+
+__all__ = [
+    "SmsAmbiguousError",
+    "SmsError",
+    "SmsRejected",
+    "SmsRetryableError",
+    "SmsSender",
+    "one_number",
+]
 
 
 class SmsError(Exception):
@@ -70,3 +79,15 @@ class SmsSender(Protocol):
         the rest rely on the caller never resending after `SmsAmbiguousError`.
         """
         ...
+
+
+def one_number(to: str) -> str:
+    """`to` when it is exactly one E.164 number; every sender checks before it sends.
+
+    Raises:
+        SmsRejected: with the reason code (`office.contacts`), never the number.
+    """
+    problem = phone_problem(to)
+    if problem is not None:
+        raise SmsRejected(f"the recipient is not one E.164 number ({problem})")
+    return to

@@ -10,7 +10,9 @@ data: the template names the practice and the mailbox, never the subject.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from email.utils import getaddresses
 
+from office.contacts import email_problem
 from office.mail.parse import Parsed
 
 __all__ = ["STALE_AFTER", "ack_recipient", "ack_refusal"]
@@ -78,6 +80,10 @@ def ack_refusal(
     recipient = ack_recipient(mail)
     if not recipient:
         return "null or missing sender"
+    if not _one_sender(mail) or email_problem(recipient) is not None:
+        # `a;b@x` reads as `a` and `b@x`, `a@x, b@y` as two: the reply would go to
+        # someone the header only seemed to name.
+        return "sender is not one plain address"
     local = recipient.partition("@")[0]
     if local in _DAEMON_LOCALS or local.startswith(_DAEMON_PREFIXES) or local.endswith("-request"):
         return "daemon or no-reply sender"
@@ -86,3 +92,17 @@ def ack_refusal(
     if mail.date is not None and stored_at - mail.date > STALE_AFTER:
         return "old message"
     return None
+
+
+def _one_sender(mail: Parsed) -> bool:
+    """Whether the header the reply address came from names exactly one address."""
+    # The same header value `office.mail.parse` read the address from.
+    if mail.return_path is not None:
+        value = mail.headers.get("return-path", ("",))[-1]
+    else:
+        value = mail.header("from") or ""
+    try:
+        pairs = getaddresses([value])
+    except Exception:
+        return False
+    return len(pairs) == 1 and bool(pairs[0][1])

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from office.contacts import email_problem, is_recipient_reason
 from office.contracts.mail import (
     MailAmbiguousError,
     MailPermanentError,
@@ -148,18 +149,21 @@ async def _send_one(
         if item is None or item.status is not OutboxStatus.PENDING:
             return True
         kind = item.kind
-        try:
-            outgoing = composers[kind](session, item)
-            wire = to_wire(outgoing.message, envelope_sender=outgoing.envelope_sender)
-        except (ComposeError, ValueError) as exc:
+        # Checked again before it goes: a row written around the entry checks, or before
+        # them, must not reach a header or an envelope as two recipients.
+        reason = email_problem(item.recipient)
+        if reason is None:
+            try:
+                outgoing = composers[kind](session, item)
+                wire = to_wire(outgoing.message, envelope_sender=outgoing.envelope_sender)
+            except Exception as exc:
+                # Only the type: a message may quote the row. One row never stops the batch.
+                reason = f"cannot be built: {type(exc).__name__}"
+        if reason is not None:
             move_outbox(
-                session,
-                item_id,
-                OutboxStatus.PENDING,
-                OutboxStatus.SKIPPED,
-                now=now,
-                error=f"cannot be built: {type(exc).__name__}",
+                session, item_id, OutboxStatus.PENDING, OutboxStatus.SKIPPED, now=now, error=reason
             )
+            _needs_person(session, item_id, OutboxStatus.SKIPPED, reason=reason)
             tally.add(kind, "skipped")
             return True
         if not claim_outbox(
@@ -179,6 +183,12 @@ async def _send_one(
     except MailPermanentError as exc:
         _finish(factory, item_id, OutboxStatus.FAILED, now, error=str(exc), person=True)
         tally.add(kind, "failed")
+        return True
+    except Exception as exc:
+        # Outside the contract: it may have gone or not, and its message may quote the row.
+        error = f"unexpected {type(exc).__name__}"
+        _finish(factory, item_id, OutboxStatus.UNKNOWN, now, error=error, person=True)
+        tally.add(kind, "unknown")
         return True
     _finish(factory, item_id, OutboxStatus.SENT, now, provider_id=provider_id)
     tally.add(kind, "sent")
@@ -203,7 +213,20 @@ def _finish(
             _needs_person(session, item_id, status)
 
 
-def _needs_person(session: Session, item_id: int, status: OutboxStatus) -> None:
+def _needs_person(
+    session: Session, item_id: int, status: OutboxStatus, *, reason: str | None = None
+) -> None:
+    if status is OutboxStatus.SKIPPED:
+        open_work_item(
+            session,
+            kind="recipient_invalid" if is_recipient_reason(reason) else "message_not_built",
+            entity="outbox_item",
+            entity_id=item_id,
+            summary=f"Outbox message {item_id} was skipped ({reason})",
+            role="office_manager",
+            detail={"outbox_id": item_id, "reason": reason},
+        )
+        return
     what = (
         "may or may not have been delivered"
         if status is OutboxStatus.UNKNOWN

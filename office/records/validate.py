@@ -20,6 +20,7 @@ from typing import Any, Final
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from office.contacts import email_problem, phone_problem, typed_problem
 from office.records.updates import (
     CLEAR,
     ConsentUpdate,
@@ -349,7 +350,11 @@ def _phone(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
         return raw, "not a phone number"
     if not phonenumbers.is_valid_number(number):
         return raw, "not a valid phone number"
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if typed_problem(str(raw).strip()) or phone_problem(e164):
+        # The parser skips what it cannot read; a line break or a second number is refused.
+        return raw, "not a single phone number"
+    return e164, ""
 
 
 def _email(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
@@ -359,6 +364,8 @@ def _email(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
         return raw, "not a valid email address"
     if len(checked.normalized) > 254:
         return raw, "longer than 254 characters"
+    if email_problem(checked.normalized):
+        return raw, "not one plain email address"
     return checked.normalized, ""
 
 

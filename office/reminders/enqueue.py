@@ -163,6 +163,8 @@ def _due_rows(
             )
         )
         tally.add("reminder", plan.channel, "skipped" if plan.skip else "queued")
-    if rows and not reachable(visit.contact):
-        work.no_channel(session, visit)
+    if rows:
+        work.bad_recipients(session, visit)
+        if not reachable(visit.contact):
+            work.no_channel(session, visit)
     return rows

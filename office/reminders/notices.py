@@ -67,6 +67,7 @@ def enqueue_notices(
     kind, extra = _notice_needed(visit, history)
     if kind is None:
         return tally
+    work.bad_recipients(session, visit)
     found = notice_route(visit.contact)
     if found is None or found.address is None:
         work.no_channel(session, visit)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select
 
+from office.contacts import is_recipient_reason
 from office.db import transaction
 from office.ledgers import apply_changes
 from office.ledgers.outbox import claim_outbox, finish_outbox, move_outbox
@@ -31,10 +32,19 @@ if TYPE_CHECKING:
 
     from office.reminders.judge import Queued, Verdict
 
-__all__ = ["ACTOR", "Outcome", "SendWrites", "record_outcome"]
+__all__ = ["ACTOR", "NOT_BUILT", "Outcome", "SendWrites", "not_built", "record_outcome"]
 
 ACTOR = "flow:reminders"
 """Who the audit log names for the changes a send's outcome makes."""
+
+
+NOT_BUILT = "message_not_built:"
+"""The reason prefix of a row whose message could not be built; the exception's type follows."""
+
+
+def not_built(exc: BaseException) -> str:
+    """The skip reason for a message that could not be built: the type, never the message."""
+    return NOT_BUILT + type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +160,27 @@ class SendWrites:
         """pending -> withdrawn or skipped, with the reason; False when another run had it."""
         self.flush()
         status = verdict.status or OutboxStatus.SKIPPED
-        with self._engine.begin() as connection:
-            return move_outbox(
-                connection, item.id, OutboxStatus.PENDING, status, now=now, error=verdict.reason
+        reason = verdict.reason or ""
+        if not (is_recipient_reason(reason) or reason.startswith(NOT_BUILT)):
+            with self._engine.begin() as connection:
+                return move_outbox(
+                    connection, item.id, OutboxStatus.PENDING, status, now=now, error=reason
+                )
+        # A person must fix the record or the template: the skip and its work item together.
+        with transaction(self._factory) as session:
+            moved = move_outbox(
+                session, item.id, OutboxStatus.PENDING, status, now=now, error=reason
             )
+            if moved and reason.startswith(NOT_BUILT):
+                work.message_not_built(session, item.id, reason)
+            elif moved and item.patient_id is not None:
+                work.recipient_invalid(
+                    session,
+                    item.patient_id,
+                    appointment_id=item.appointment_id or None,
+                    reasons=[reason],
+                )
+            return moved
 
     def flush(self) -> None:
         """Write the outcome still waiting for a claim to ride with."""

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from office.contacts import recipient_problem
 from office.models import AppointmentStatus, Channel, CheckStatus
 
 __all__ = [
@@ -275,6 +276,11 @@ def route(contact: Contact, channel: Channel) -> Route:
         address = _own(contact, channel)
     if not address:
         return Route(channel, None, NO_EMAIL if channel is Channel.EMAIL else NO_PHONE)
+    # Checked again here, whatever the entry checks were: a row stored before them, or
+    # written around them, must not put a second recipient into a header or a calendar.
+    problem = recipient_problem(channel.value, address)
+    if problem is not None:
+        return Route(channel, None, problem)
     return Route(channel, address)
 
 

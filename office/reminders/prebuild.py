@@ -46,15 +46,26 @@ _lock = threading.Lock()
 _executor: ProcessPoolExecutor | None = None
 
 
-def build_emails(drafts: Sequence[Draft], settings: Settings, secret: str) -> list[Wire]:
-    """Compose and flatten each draft's email; the worker's whole task, in order."""
-    return [to_wire(compose_email(draft, settings, secret)) for draft in drafts]
+def build_emails(drafts: Sequence[Draft], settings: Settings, secret: str) -> list[Wire | None]:
+    """Compose and flatten each draft's email; the worker's whole task, in order.
+
+    A draft that cannot be built is None, and the send loop builds it in line, where
+    its failure is recorded on its row: one bad row never costs its chunk.
+    """
+    return [_build(draft, settings, secret) for draft in drafts]
+
+
+def _build(draft: Draft, settings: Settings, secret: str) -> Wire | None:
+    try:
+        return to_wire(compose_email(draft, settings, secret))
+    except Exception:  # the loop builds it again and records why
+        return None
 
 
 class Prebuilt:
     """One batch's emails, queued on the worker in send order and handed out by outbox row."""
 
-    def __init__(self, slots: dict[int, tuple[str, Future[list[Wire]], int]]) -> None:
+    def __init__(self, slots: dict[int, tuple[str, Future[list[Wire | None]], int]]) -> None:
         self._slots = slots
 
     @classmethod
@@ -62,7 +73,7 @@ class Prebuilt:
         """Queue the drafts on the worker, or nothing when the batch is too small to gain."""
         if len(drafts) < AHEAD_MIN:
             return cls({})
-        slots: dict[int, tuple[str, Future[list[Wire]], int]] = {}
+        slots: dict[int, tuple[str, Future[list[Wire | None]], int]] = {}
         try:
             executor = _worker()
             for chunk in chunks(drafts, _CHUNK):
@@ -99,6 +110,8 @@ class Prebuilt:
             # The worker died: the loop builds the rest of the batch itself.
             _discard_worker()
             self.cancel()
+            return None
+        except Exception:  # e.g. a chunk that would not pickle: built in line
             return None
 
     def done(self) -> bool:

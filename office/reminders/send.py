@@ -34,7 +34,7 @@ from office.messages import sms_fits
 from office.models import Channel, OutboxItem, OutboxStatus
 from office.reminders.compose import Draft, compose_email, compose_sms
 from office.reminders.judge import Learned, Queued, Verdict, judge
-from office.reminders.outcomes import Outcome, SendWrites
+from office.reminders.outcomes import Outcome, SendWrites, not_built
 from office.reminders.policy import DEFAULT_POLICY, Policy
 from office.reminders.prebuild import AHEAD_MIN, Prebuilt
 from office.reminders.rows import OURS
@@ -283,10 +283,18 @@ def _drafts_ahead(
 def _compose(
     item: Queued, visit: Visit, verdict: Verdict, settings: Settings, secret: str
 ) -> tuple[Wire | str | None, Verdict]:
+    """The row's message, or a skip with why: one row that cannot be built never stops a batch.
+
+    Only the exception's type is kept: its message may quote the row (the calendar
+    library's errors quote the value they refused).
+    """
     draft = _draft(item, visit, verdict.recipient or "")
-    if item.channel is Channel.EMAIL:
-        return to_wire(compose_email(draft, settings, secret)), verdict
-    body = compose_sms(draft, settings, secret)
+    try:
+        if item.channel is Channel.EMAIL:
+            return to_wire(compose_email(draft, settings, secret)), verdict
+        body = compose_sms(draft, settings, secret)
+    except Exception as exc:  # recorded on the row and as a work item
+        return None, Verdict("close", OutboxStatus.SKIPPED, not_built(exc))
     if not sms_fits(body):
         return None, Verdict("close", OutboxStatus.SKIPPED, "text longer than 160 characters")
     return body, verdict
@@ -327,5 +335,8 @@ async def _deliver(
             return Outcome(OutboxStatus.FAILED, error=_describe(exc))
         except SmsRejected as exc:
             return Outcome(OutboxStatus.FAILED, error=_describe(exc), opted_out=exc.opted_out)
+        except Exception as exc:  # a transport bug must not end the batch
+            # It may have gone out or not; a person decides. Its message may quote the row.
+            return Outcome(OutboxStatus.UNKNOWN, error=f"unexpected {type(exc).__name__}")
         return Outcome(OutboxStatus.SENT, provider_id=provider_id)
     return Outcome(OutboxStatus.PENDING, error="deferred: " + _describe(last) if last else None)

@@ -270,6 +270,24 @@ KINDS: Final[tuple[Kind, ...]] = (
         due_within=timedelta(days=2),
     ),
     Kind(
+        "recipient_invalid",
+        "An email address or mobile number cannot be used",
+        ACTION,
+        FRONT_DESK,
+        "Correct the address on the record (one plain email address or one mobile number, "
+        "nothing else); messages to it are skipped until then.",
+        subject=Subject.PATIENT,
+        due_within=timedelta(days=2),
+    ),
+    Kind(
+        "message_not_built",
+        "A message could not be built",
+        ACTION,
+        MANAGER_ROLE,
+        "Read the reason on the message; it was skipped and the patient was not told.",
+        subject=Subject.RECORD,
+    ),
+    Kind(
         "reminder_delivery_unknown",
         "A reminder may not have arrived",
         ACTION,

@@ -105,3 +105,22 @@ def test_stale_dates_are_measured_from_storage() -> None:
 def test_messages_without_any_stable_header_are_told_apart_by_their_bytes() -> None:
     keys = {dedupe_key(raw)[0] for raw in (b"", b"\x00\x00", b"words only", b"X-Odd: 1\r\n\r\n")}
     assert len(keys) == 4
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "Return-Path: <a;b@example.org>\r\n",
+        'Return-Path: <"a, b"@example.org>\r\n',
+    ],
+)
+def test_no_acknowledgement_to_a_sender_that_is_not_one_plain_address(extra: str) -> None:
+    parsed = mail(extra)
+    assert ack_recipient(parsed)
+    assert refusal(parsed) == "sender is not one plain address"
+
+
+def test_no_acknowledgement_to_a_from_that_reads_as_a_list() -> None:
+    parsed = mail(sender="pat@example.org, other@example.org")
+    if ack_recipient(parsed):
+        assert refusal(parsed) == "sender is not one plain address"
