@@ -178,11 +178,12 @@ def link_router(
     """Routes for `/a/{token}`: GET asks, POST answers once.
 
     Args:
-        settings: Supplies OFFICE_SECRET_KEY, which the tokens are signed with.
+        settings: Supplies the link keys (`Settings.link_keys()`): OFFICE_SECRET_KEY, and
+            OFFICE_SECRET_KEY_PREVIOUS during a rotation, so links sent before it still work.
         factory: Sessions on the office database.
         clock: Now, as an aware datetime; tests pass a fixed one.
     """
-    secret = settings.require_secret_key()
+    secret = settings.link_keys()
     router = APIRouter()
 
     @router.get("/a/{token}", response_class=HTMLResponse)

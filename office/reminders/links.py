@@ -10,7 +10,13 @@ The MAC is HMAC-SHA256 truncated to 64 bits, under a key derived from
 OFFICE_SECRET_KEY for this use only: forging one takes about 2**63 online
 guesses. A token is bound to the appointment's start, so a link for the old time
 stops working once the visit moves, and it expires when the visit begins.
-Each token is answered once (`LinkUse` keeps its hash).
+
+Only the canonical spelling is read: URL-safe base64 without padding, exactly the
+23 characters `make_token` writes (no "=", no "+" or "/", no spare bits set), so
+one token has one spelling. Its claims are answered once (`LinkUse` keeps a hash
+of the decoded claims, not of the text), whichever key signed it. Links verify
+under every key of `Settings.link_keys()`, current first, so a rotated key keeps
+the links already sent working.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -60,6 +68,8 @@ _NAMES: dict[int, Purpose] = {1: "confirm", 2: "cancel", 3: "reschedule"}
 _BODY = struct.Struct(">BII")
 _MAC_BYTES = 8
 _TOKEN_BYTES = _BODY.size + _MAC_BYTES
+_TOKEN_CHARS = -(-_TOKEN_BYTES * 4 // 3)  # unpadded base64: 23 characters for 17 bytes
+_TOKEN = re.compile(rf"[A-Za-z0-9_-]{{{_TOKEN_CHARS}}}")
 
 INVALID = "this link is not valid"
 EXPIRED = "this link has expired"
@@ -93,23 +103,40 @@ class LinkClaim:
     start: datetime
 
 
-def read_token(secret: str, token: str, *, now: datetime) -> LinkClaim:
-    """Check a token's signature and expiry.
+Keys = str | Sequence[str]
+"""One key, or `Settings.link_keys()`: the current key first, then the previous one."""
 
-    Raises:
-        LinkError: forged, malformed or expired; the message is safe to show.
-    """
-    if not token or len(token) > 64:
+
+def _keys(secret: Keys) -> tuple[str, ...]:
+    return (secret,) if isinstance(secret, str) else tuple(secret)
+
+
+def _decode(token: str) -> bytes:
+    """The token's bytes, when `token` is their one canonical spelling."""
+    if not _TOKEN.fullmatch(token):
         raise LinkError(INVALID)
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (ValueError, binascii.Error) as exc:
         raise LinkError(INVALID) from exc
-    if len(raw) != _TOKEN_BYTES:
+    # Unused low bits in the last character give other spellings of the same bytes.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
         raise LinkError(INVALID)
+    return raw
+
+
+def read_token(secret: Keys, token: str, *, now: datetime) -> LinkClaim:
+    """Check a token's spelling, signature (under any of the keys) and expiry.
+
+    Raises:
+        LinkError: forged, malformed, not canonical or expired; the message is safe to show.
+    """
+    raw = _decode(token)
     body, mac = raw[: _BODY.size], raw[_BODY.size :]
-    expected = hmac.new(_key(secret), body, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(expected, mac):
+    if not any(
+        hmac.compare_digest(hmac.new(_key(key), body, hashlib.sha256).digest()[:_MAC_BYTES], mac)
+        for key in _keys(secret)
+    ):
         raise LinkError(INVALID)
     code, appointment_id, start_seconds = _BODY.unpack(body)
     if code not in _NAMES:
@@ -121,8 +148,20 @@ def read_token(secret: str, token: str, *, now: datetime) -> LinkClaim:
 
 
 def token_hash(token: str) -> str:
-    """What `LinkUse` stores: the token itself would be a working link."""
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    """What `LinkUse` stores: a hash of the decoded claims (the token would be a working link).
+
+    The claims, not the text and not the MAC: one answer per purpose, appointment and
+    start, whichever spelling or key carried it.
+    """
+    body = _decode(token)[: _BODY.size]
+    return hashlib.sha256(b"officeflows link use v2\x00" + body).hexdigest()
+
+
+def _used(session: Session, token: str) -> bool:
+    # Uses recorded before v2 hashed the token's text (then canonical for every link sent).
+    legacy = hashlib.sha256(token.encode("ascii")).hexdigest()
+    found = select(LinkUse.id).where(LinkUse.token_hash.in_([token_hash(token), legacy]))
+    return session.scalar(found.limit(1)) is not None
 
 
 def link_urls(
@@ -151,7 +190,7 @@ class LinkView:
     problem: str | None = None  # why answering would be refused
 
 
-def view_link(session: Session, secret: str, token: str, *, now: datetime) -> LinkView:
+def view_link(session: Session, secret: Keys, token: str, *, now: datetime) -> LinkView:
     """Read-only: what answering this link would do, or why it cannot.
 
     Raises:
@@ -161,7 +200,7 @@ def view_link(session: Session, secret: str, token: str, *, now: datetime) -> Li
     appointment = session.get(Appointment, claim.appointment_id)
     if appointment is None:
         raise LinkError(INVALID)
-    used = session.scalar(select(LinkUse.id).where(LinkUse.token_hash == token_hash(token)))
+    used = _used(session, token)
     location = appointment.location
     return LinkView(
         purpose=claim.purpose,
@@ -171,7 +210,7 @@ def view_link(session: Session, secret: str, token: str, *, now: datetime) -> Li
         language=appointment.patient.language,
         practice_name=location.practice.name,
         phone=location.phone or location.practice.phone,
-        problem=USED if used is not None else _problem(appointment, claim),
+        problem=USED if used else _problem(appointment, claim),
     )
 
 
@@ -199,7 +238,7 @@ class LinkAnswer:
 
 
 def answer_link(
-    session: Session, secret: str, token: str, *, now: datetime, source: str = "web"
+    session: Session, secret: Keys, token: str, *, now: datetime, source: str = "web"
 ) -> LinkAnswer:
     """Record the patient's answer on the appointment, once per token, with audit entries.
 
@@ -227,7 +266,7 @@ def answer_link(
         )
 
     digest = token_hash(token)
-    if session.scalar(select(LinkUse.id).where(LinkUse.token_hash == digest)) is not None:
+    if _used(session, token):
         return answered(USED)
     problem = _problem(appointment, claim)
     if problem is not None:

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from app.links_web import link_router
@@ -251,3 +252,75 @@ def test_spanish_patient_sees_a_spanish_page(clinic: Clinic, web: Web) -> None:
     page = web.get(_url(visit, "cancel"))
     assert "¿Quiere cancelar su cita" in page.text
     assert 'lang="es"' in page.text
+
+
+# --- one spelling per token, one answer per claim, two keys during a rotation ---------------
+
+
+def _spellings(token: str) -> list[str]:
+    """Other spellings lenient base64 decoders read as the same bytes."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(token[-1])
+    spare = [token[:-1] + alphabet[last ^ bits] for bits in (1, 2, 3)]  # the 2 unused bits
+    return [
+        token + "=",
+        token + "==",
+        token.replace("-", "+").replace("_", "/"),
+        f"{token[:10]}\n{token[10:]}",
+        f" {token}",
+        f"{token}%3D",
+        *spare,
+    ]
+
+
+def _token_with_both_odd_characters() -> tuple[int, str]:
+    for appointment_id in range(1, 10_000):
+        token = make_token(SECRET, purpose="reschedule", appointment_id=appointment_id, start=START)
+        if "-" in token and "_" in token:
+            return appointment_id, token
+    raise AssertionError("no token with both - and _")
+
+
+def test_only_the_canonical_spelling_of_a_token_is_read() -> None:
+    _, token = _token_with_both_odd_characters()
+    assert read_token(SECRET, token, now=NOW).purpose == "reschedule"
+    for spelling in _spellings(token):
+        assert spelling != token
+        with pytest.raises(LinkError, match="not valid"):
+            read_token(SECRET, spelling, now=NOW)
+
+
+def test_a_reschedule_link_answers_once_however_it_is_spelled(clinic: Clinic, web: Web) -> None:
+    visit = _visit(clinic)
+    token = make_token(SECRET, purpose="reschedule", appointment_id=visit, start=START)
+
+    first = web.post(f"/a/{token}")
+    others = [web.post(f"/a/{spelling}") for spelling in _spellings(token) if "\n" not in spelling]
+
+    assert first.status_code == 200
+    assert all("already used" in r.text or "not valid" in r.text for r in others)
+    with clinic.factory() as session:
+        assert session.scalar(select(func.count()).select_from(LinkUse)) == 1
+    requests = [i for i in clinic.work_items() if i.kind == "reschedule_request"]
+    assert len(requests) == 1
+
+
+def test_links_signed_with_the_previous_key_keep_working_during_a_rotation(
+    clinic: Clinic, settings: Settings
+) -> None:
+    new_key = "the-new-link-key-also-32-bytes-or-more"
+    rotated = settings.model_copy(
+        update={"secret_key": SecretStr(new_key), "secret_key_previous": SecretStr(SECRET)}
+    )
+    web = Web(rotated, clinic, NOW)
+    confirm, cancel = _visit(clinic), _visit(clinic)
+    old_link = make_token(SECRET, purpose="confirm", appointment_id=confirm, start=START)
+    same_claims = make_token(new_key, purpose="confirm", appointment_id=confirm, start=START)
+    stranger = make_token("x" * 40, purpose="cancel", appointment_id=cancel, start=START)
+
+    assert "confirmed" in web.post(f"/a/{old_link}").text.lower()
+    assert "already used" in web.post(f"/a/{same_claims}").text
+    assert "not valid" in web.post(f"/a/{stranger}").text
+    assert read_token(rotated.link_keys(), same_claims, now=NOW).appointment_id == confirm
+    after = Web(settings.model_copy(update={"secret_key": SecretStr(new_key)}), clinic, NOW)
+    assert "not valid" in after.get(f"/a/{old_link}").text
