@@ -35,7 +35,7 @@ POISON = {
     "crlf": ("email", "x@y.test\r\nBcc: evil@z.test", "bad_recipient:control_character"),
     "semicolon": ("email", "semi;colon@x.test", "bad_recipient:list_separator"),
     "list": ("email", "first@x.test, second@y.test", "bad_recipient:list_separator"),
-    "phone": ("phone", "+13125550123,+13125550199", "bad_recipient:list_separator"),
+    "phone": ("phone", "+1312;5550199", "bad_recipient:list_separator"),
 }
 NAMES = {"crlf": "Quillon", "semicolon": "Zephyrine", "list": "Ottoline", "phone": "Barnabus"}
 PHI = [
@@ -44,7 +44,7 @@ PHI = [
     "semi;colon",
     "first@x.test",
     "second@y.test",
-    "+13125550199",
+    "5550199",
     *NAMES.values(),
 ]
 
