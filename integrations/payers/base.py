@@ -27,11 +27,14 @@ from office.contracts.payers import (
 from office.eligibility.types import AaaAction, EligibilityRequest, EligibilityResult
 
 __all__ = [
+    "MAX_ANSWER_BYTES",
     "PAYER_LOOPS",
     "ControlNumbers",
+    "answer_limit",
     "error_for_status",
     "parse_retry_after",
     "pick_result",
+    "post_capped",
     "raise_for_payer_aaa",
     "response_from_271",
     "secret_setting",
@@ -41,6 +44,14 @@ __all__ = [
 
 PAYER_LOOPS = frozenset({"2000A", "2100A"})
 _MAX_CONTROL = 999_999_999
+
+MAX_ANSWER_BYTES = 2 * 1024 * 1024
+"""The largest answer an adapter reads (decoded), unless its `max_answer_bytes` setting says.
+
+A 271 for one patient runs to a few kilobytes, one listing every benefit of a rich plan to
+a few hundred; anything near this is an answer no check needs, and reading it whole would
+let one payer's answer fill the memory and the CPU every other payer's checks share.
+"""
 
 
 class ControlNumbers:
@@ -92,6 +103,51 @@ def secret_setting(config: Mapping[str, Any], adapter: str, key: str) -> str:
     if not isinstance(value, str) or not value:
         raise PayerConfigError(f"payer adapter {adapter!r} needs setting {key!r} (a string)")
     return value
+
+
+def answer_limit(config: Mapping[str, Any], adapter: str) -> int:
+    """The adapter's `max_answer_bytes` setting: 1 KiB to 64 MiB, `MAX_ANSWER_BYTES` by default."""
+    limit: int = setting(config, adapter, "max_answer_bytes", int, MAX_ANSWER_BYTES)
+    if not 1024 <= limit <= 64 * 1024 * 1024:
+        raise PayerConfigError(
+            f"payer adapter {adapter!r}: setting 'max_answer_bytes' must be 1024..67108864"
+        )
+    return limit
+
+
+async def post_capped(
+    client: httpx.AsyncClient, url: str, *, limit: int, **kwargs: Any
+) -> tuple[httpx.Response, bytes]:
+    """POST, then read the answer's body as it arrives, never more than `limit` bytes.
+
+    The limit counts decoded bytes, so a small compressed answer that inflates past it is
+    refused as well; a Content-Length over it is refused before the body is read.
+
+    Raises:
+        PayerResponseInvalid: the answer is larger than `limit` (for this check only).
+        PayerError: the exchange failed (`translate_transport_error`).
+    """
+
+    def too_large(status: int) -> PayerResponseInvalid:
+        return PayerResponseInvalid(
+            f"payer answer larger than {limit} bytes; not read", raw="", status_code=status
+        )
+
+    chunks: list[bytes] = []
+    try:
+        async with client.stream("POST", url, **kwargs) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and len(declared) < 20 and int(declared) > limit:
+                raise too_large(response.status_code)
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(response.status_code)
+                chunks.append(chunk)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        raise translate_transport_error(exc) from exc
+    return response, b"".join(chunks)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -227,4 +227,4 @@ class SandboxPayer:
             raw = build_271(request, interchange_control=control, scenario=scenario)
         except X12Error as exc:
             raise PayerRejected(f"cannot build the sandbox 271: {exc}") from exc
-        return response_from_271(request, raw)
+        return await asyncio.to_thread(response_from_271, request, raw)

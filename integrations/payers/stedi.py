@@ -7,24 +7,26 @@ the status and the body are read before deciding what an answer means.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import re
 from collections.abc import Mapping
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
 
 from integrations.payers.base import (
+    answer_limit,
     error_for_status,
     parse_retry_after,
+    post_capped,
     raise_for_payer_aaa,
     secret_setting,
     setting,
-    translate_transport_error,
 )
 from office.contracts.payers import (
     PayerConfigError,
@@ -38,6 +40,7 @@ from office.eligibility.codes import (
     classify_aaa,
     other_payers,
     primary_care_provider,
+    read_amount,
 )
 from office.eligibility.types import (
     Aaa,
@@ -126,6 +129,7 @@ class StediPayer:
     Settings (``config``):
         api_key: Sent as the ``Authorization`` header value (required).
         base_url: ``https://healthcare.us.stedi.com`` unless pointed at a test double.
+        max_answer_bytes: The largest answer read (`base.MAX_ANSWER_BYTES` by default).
     """
 
     name: ClassVar[str] = "stedi"
@@ -137,6 +141,7 @@ class StediPayer:
         if not base_url.startswith(("http://", "https://")):
             raise PayerConfigError("payer adapter 'stedi': setting 'base_url' must be http(s)")
         self._url = base_url.rstrip("/") + STEDI_ELIGIBILITY_PATH
+        self._limit = answer_limit(config, self.name)
 
     def request_body(self, request: EligibilityRequest) -> dict[str, Any]:
         """The v3 JSON for one inquiry (eligibility brief §2)."""
@@ -162,12 +167,12 @@ class StediPayer:
         """POST one inquiry and read Stedi's answer into the normalized result."""
         body = self.request_body(request)
         headers = {"Authorization": self._api_key, "Accept": "application/json"}
-        try:
-            response = await self._client.post(self._url, json=body, headers=headers)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise translate_transport_error(exc) from exc
+        response, answer = await post_capped(
+            self._client, self._url, limit=self._limit, json=body, headers=headers
+        )
         logger.debug("stedi answered HTTP %s", response.status_code)
-        return _read(request, response, body["controlNumber"])
+        # Parsing is CPU work: off the event loop, so a long answer holds up no other payer.
+        return await asyncio.to_thread(_read, request, response, answer, body["controlNumber"])
 
 
 def _person(person: Person, *, with_member_id: bool) -> dict[str, Any]:
@@ -180,10 +185,10 @@ def _person(person: Person, *, with_member_id: bool) -> dict[str, Any]:
 
 
 def _read(
-    request: EligibilityRequest, response: httpx.Response, sent_control: str
+    request: EligibilityRequest, response: httpx.Response, body: bytes, sent_control: str
 ) -> PayerResponse:
     status = response.status_code
-    raw = response.content.decode("utf-8", errors="replace")
+    raw = body.decode("utf-8", errors="replace")
     failure = error_for_status(response, raw)
     if failure is not None and not isinstance(failure, PayerRejected):
         raise failure
@@ -217,7 +222,9 @@ def _read(
 
 def _document(raw: str) -> dict[str, Any] | None:
     try:
-        document = json.loads(raw)
+        # A JSON number with a fraction or an exponent stays the text the payer wrote, so
+        # `read_amount` judges it as it judges X12's (1e400 would be inf, -1e-400 -0.0).
+        document = json.loads(raw, parse_float=str)
     except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
@@ -241,14 +248,9 @@ def _str(value: Any) -> str | None:
 
 
 def _decimal(value: Any) -> Decimal | None:
+    """An amount, percent or quantity, read as X12's are (`read_amount`: plain and bounded)."""
     text = _str(value)
-    if text is None:
-        return None
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
+    return None if text is None else read_amount(text)
 
 
 def _errors(document: dict[str, Any]) -> tuple[tuple[Aaa, ...], int]:

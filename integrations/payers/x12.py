@@ -6,6 +6,7 @@ whichever mode the request used; both are read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -20,11 +21,12 @@ import httpx
 
 from integrations.payers.base import (
     ControlNumbers,
+    answer_limit,
     error_for_status,
+    post_capped,
     response_from_271,
     secret_setting,
     setting,
-    translate_transport_error,
 )
 from integrations.x12 import X12Error, build_270
 from office.contracts.payers import (
@@ -88,6 +90,7 @@ class X12Payer:
             ``OFFICEFLOWS`` and the payer code by default.
         usage: ISA15, "P" (default) or "T".
         control_start: First interchange control number; random when not given.
+        max_answer_bytes: The largest answer read (`base.MAX_ANSWER_BYTES` by default).
     """
 
     name: ClassVar[str] = "x12"
@@ -114,6 +117,7 @@ class X12Payer:
             raise PayerConfigError("payer adapter 'x12': setting 'usage' must be 'P' or 'T'")
         self._usage: str = usage
         self._controls = ControlNumbers(setting(config, self.name, "control_start", int, 0) or None)
+        self._limit = answer_limit(config, self.name)
 
     async def check(self, request: EligibilityRequest) -> PayerResponse:
         """Send one 270 and return the answer for its patient loop."""
@@ -128,20 +132,26 @@ class X12Payer:
             )
         except X12Error as exc:
             raise PayerRejected(f"cannot build the 270: {exc}") from exc
-        try:
-            if self._mode == "core":
-                response = await self._client.post(
-                    self._url, headers=self._auth, files=self._envelope(request, inquiry)
-                )
-            else:
-                headers = {**self._auth, "Content-Type": "application/edi-x12"}
-                response = await self._client.post(
-                    self._url, headers=headers, content=inquiry.encode("utf-8")
-                )
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise translate_transport_error(exc) from exc
+        if self._mode == "core":
+            response, body = await post_capped(
+                self._client,
+                self._url,
+                limit=self._limit,
+                headers=self._auth,
+                files=self._envelope(request, inquiry),
+            )
+        else:
+            headers = {**self._auth, "Content-Type": "application/edi-x12"}
+            response, body = await post_capped(
+                self._client,
+                self._url,
+                limit=self._limit,
+                headers=headers,
+                content=inquiry.encode("utf-8"),
+            )
         logger.debug("x12 payer answered HTTP %s for control %s", response.status_code, control)
-        return self._read(request, response)
+        # Parsing is CPU work: off the event loop, so a long answer holds up no other payer.
+        return await asyncio.to_thread(self._read, request, response, body)
 
     def _envelope(self, request: EligibilityRequest, inquiry: str) -> dict[str, tuple[None, str]]:
         """CORE 2.2.0 real-time fields, as form fields without file names."""
@@ -157,13 +167,15 @@ class X12Payer:
         }
         return {name: (None, value) for name, value in fields.items()}
 
-    def _read(self, request: EligibilityRequest, response: httpx.Response) -> PayerResponse:
+    def _read(
+        self, request: EligibilityRequest, response: httpx.Response, body: bytes
+    ) -> PayerResponse:
         status = response.status_code
-        raw = _text(response.content)
+        raw = _text(body)
         failure = error_for_status(response, raw)
         if failure is not None and not isinstance(failure, PayerRejected):
             raise failure
-        payload, envelope_error = self._payload(response, raw)
+        payload, envelope_error = self._payload(response, body, raw)
         if failure is not None:
             # A 4xx may still carry a 271 with the AAA that explains it; read that first.
             if payload is not None:
@@ -178,10 +190,12 @@ class X12Payer:
             raise PayerResponseInvalid("CORE envelope has no Payload", raw=raw, status_code=status)
         return response_from_271(request, payload, status_code=status)
 
-    def _payload(self, response: httpx.Response, raw: str) -> tuple[str | None, str | None]:
+    def _payload(
+        self, response: httpx.Response, body: bytes, raw: str
+    ) -> tuple[str | None, str | None]:
         """The 271 text, from a CORE envelope or the raw body, and any CORE error code."""
         try:
-            fields = read_core_envelope(response.headers.get("content-type", ""), response.content)
+            fields = read_core_envelope(response.headers.get("content-type", ""), body)
         except Exception as exc:
             raise PayerResponseInvalid(
                 f"unreadable multipart answer ({type(exc).__name__})", raw=raw
