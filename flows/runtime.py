@@ -46,23 +46,29 @@ def use_office(settings: Settings, engine: Engine | None = None) -> Office:
     return _override
 
 
+_OURS = frozenset({"office", "integrations", "flows"})
+
+
 class TaskFailed(RuntimeError):
     """A task failed with an error that may quote a row; only its type and place are kept."""
 
 
 @contextmanager
 def withhold_row_data(*own: type[BaseException]) -> Iterator[None]:
-    """Let `own` errors through; any other leaves with its type and traceback, not its text.
+    """Let our errors through; any other leaves with its type and traceback, not its text.
 
-    What escapes a task lands in Prefect's state message and logs. Our errors carry
-    codes and ids (their contracts say so); a library's may quote the values it
-    refused: SQL parameters, a calendar line, a header. The frames stay for whoever
-    debugs it; the message and the chained exceptions do not.
+    What escapes a task lands in Prefect's state message and logs. Our errors (classes
+    defined in officeflows, and `own`) carry codes and ids, as their contracts say; a
+    library's or a builtin's may quote the values it refused: SQL parameters, a calendar
+    line, a header. The frames stay for whoever debugs it; the message and the chained
+    exceptions do not.
     """
     try:
         yield
     except own:
         raise
     except Exception as exc:
+        if type(exc).__module__.partition(".")[0] in _OURS:
+            raise
         withheld = TaskFailed(f"{type(exc).__name__} (its message is withheld: it may quote a row)")
         raise withheld.with_traceback(exc.__traceback__) from None

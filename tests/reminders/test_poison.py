@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -22,12 +23,12 @@ from prefect.logging.handlers import APILogHandler
 from sqlalchemy import update
 
 from flows.reminders import record_due, send_reminders
-from flows.runtime import use_office
+from flows.runtime import TaskFailed, use_office, withhold_row_data
 from office.db import transaction
 from office.models import OutboxStatus, Patient
 from office.reminders import prebuild
 from office.reminders import send as send_module
-from office.settings import Settings
+from office.settings import Settings, SettingsError
 from tests.reminders.conftest import NOW, Clinic, sent_mail, sent_texts
 
 START = NOW + timedelta(hours=24)
@@ -211,3 +212,14 @@ def test_prefect_keeps_no_address_or_name_of_a_poisoned_run(
     for text in texts:
         for secret in PHI:
             assert secret not in text, f"{secret!r} leaked into {text[:160]!r}"
+
+
+def test_what_escapes_a_task_keeps_our_errors_and_withholds_the_text_of_others() -> None:
+    with pytest.raises(SettingsError, match="OFFICE_SECRET_KEY"), withhold_row_data():
+        raise SettingsError("OFFICE_SECRET_KEY is not set: it signs patient links")
+    with pytest.raises(TaskFailed) as caught, withhold_row_data():
+        raise ValueError("A CAL-ADDRESS value may not contain CR or LF: 'mailto:x@y.test\r\n'")
+    assert str(caught.value) == "ValueError (its message is withheld: it may quote a row)"
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+    assert "test_poison.py" in "".join(traceback.format_tb(caught.value.__traceback__))
