@@ -18,12 +18,11 @@ from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, practice_instant
 from flows.runtime import office, withhold_row_data
-from integrations.mail import get_mailer
+from integrations.mail import mailer_from_settings
 from office.contracts.mail import MailRetryableError
 from office.db import transaction
 from office.ledgers.work import sweep_work
 from office.mailing import send_outbox
-from office.messages import address_domain
 from office.workqueue.digest import DigestPlan, digest_composers, queue_digests
 from office.workqueue.views import counts
 
@@ -69,16 +68,7 @@ async def send_digest_mail(now: datetime) -> dict[str, int]:
     """Send the recorded digests, each exactly once; outcomes by kind."""
     current = office()
     settings = current.settings
-    mailer = get_mailer(
-        settings.mailer,
-        outbox_dir=settings.outbox_dir,
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        tls=settings.smtp_tls,
-        sender_domain=address_domain(settings.mail_from),
-    )
+    mailer = mailer_from_settings(settings)
     with withhold_row_data(MailRetryableError):
         tally = await send_outbox(
             current.factory,

@@ -21,7 +21,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, practice_instant, titled
 from flows.runtime import office, withhold_row_data
-from integrations.mail import get_mailer
+from integrations.mail import mailer_from_settings
 from integrations.mailbox import open_mailbox
 from office.contracts.mail import MailRetryableError
 from office.contracts.mailbox import MailboxRetryableError, MailboxSettings
@@ -36,7 +36,6 @@ from office.mail import (
     route_pending,
 )
 from office.mailing import send_outbox
-from office.messages import address_domain
 from office.render import TEMPLATES_DIR
 from office.settings import Settings
 
@@ -144,16 +143,7 @@ async def send_mail(now: datetime) -> dict[str, int]:
     """Send queued acknowledgements and forwards, each exactly once."""
     current = office()
     settings = current.settings
-    mailer = get_mailer(
-        settings.mailer,
-        outbox_dir=settings.outbox_dir,
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        tls=settings.smtp_tls,
-        sender_domain=address_domain(settings.mail_from),
-    )
+    mailer = mailer_from_settings(settings)
     identity = MailIdentity(
         mailbox_addresses={box.name: box.address for box in settings.inbound_mailboxes},
         now=now,

@@ -25,11 +25,10 @@ from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, PracticeDay, practice_instant, titled
 from flows.runtime import office
-from integrations.mail import get_mailer
+from integrations.mail import mailer_from_settings
 from office.contracts.mail import MailRetryableError
 from office.db import transaction
 from office.mailing import send_outbox
-from office.messages import address_domain
 from office.onboarding import (
     FollowupPlan,
     follow_up,
@@ -115,16 +114,7 @@ async def send_onboarding_mail(now: datetime) -> dict[str, int]:
     """Send the queued onboarding mail, each message exactly once; outcomes by kind."""
     current = office()
     settings = current.settings
-    mailer = get_mailer(
-        settings.mailer,
-        outbox_dir=settings.outbox_dir,
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        tls=settings.smtp_tls,
-        sender_domain=address_domain(settings.mail_from),
-    )
+    mailer = mailer_from_settings(settings)
     tally = await send_outbox(
         current.factory,
         mailer,

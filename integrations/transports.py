@@ -9,9 +9,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from integrations.mail import get_mailer
+from integrations.mail import mailer_from_settings
 from integrations.sms import get_sms_sender
-from office.messages import address_domain
 from office.reminders.channels import Channels, Transports
 
 if TYPE_CHECKING:
@@ -28,18 +27,7 @@ def channels_from_settings(settings: Settings) -> Transports:
 
     @asynccontextmanager
     async def open_channels() -> AsyncIterator[Channels]:
-        mailer = get_mailer(
-            settings.mailer,
-            outbox_dir=settings.outbox_dir,
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=(
-                settings.smtp_password.get_secret_value() if settings.smtp_password else None
-            ),
-            tls=settings.smtp_tls,
-            sender_domain=address_domain(settings.mail_from),
-        )
+        mailer = mailer_from_settings(settings)
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(mailer)
             client = None

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from integrations.mail.base import MailerKind, TlsMode, get_mailer
+from integrations.mail.base import MailerKind, TlsMode, get_mailer, mailer_from_settings
 from integrations.mail.file import FileMailer
 from integrations.mail.smtp import SmtpMailer
 
-__all__ = ["FileMailer", "MailerKind", "SmtpMailer", "TlsMode", "get_mailer"]
+__all__ = [
+    "FileMailer",
+    "MailerKind",
+    "SmtpMailer",
+    "TlsMode",
+    "get_mailer",
+    "mailer_from_settings",
+]

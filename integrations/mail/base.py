@@ -8,8 +8,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from office.contracts.mail import Mailer
+    from office.settings import Settings
 
-__all__ = ["MailerKind", "TlsMode", "get_mailer"]
+__all__ = ["MailerKind", "TlsMode", "get_mailer", "mailer_from_settings"]
 
 MailerKind = Literal["file", "smtp"]
 TlsMode = Literal["none", "starttls", "tls"]
@@ -58,3 +59,20 @@ def get_mailer(
             sender_domain=sender_domain,
         )
     raise ValueError(f"unknown mailer kind {kind!r}; expected 'file' or 'smtp'")
+
+
+def mailer_from_settings(settings: Settings) -> Mailer:
+    """The practice's configured mailer (OFFICE_MAILER, OFFICE_SMTP_*), one connection."""
+    from office.messages import address_domain
+
+    password = settings.smtp_password
+    return get_mailer(
+        settings.mailer,
+        outbox_dir=settings.outbox_dir,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=password.get_secret_value() if password is not None else None,
+        tls=settings.smtp_tls,
+        sender_domain=address_domain(settings.mail_from),
+    )

@@ -160,3 +160,19 @@ def test_get_mailer_fails_fast_on_missing_settings() -> None:
         get_mailer("smtp")
     with pytest.raises(ValueError, match="unknown mailer"):
         get_mailer("carrier-pigeon")  # type: ignore[arg-type]
+
+
+def test_mailer_from_settings_follows_the_office_settings(tmp_path: Path) -> None:
+    from integrations.mail import mailer_from_settings
+    from office.settings import Settings
+
+    settings = Settings(home=tmp_path, mail_from="desk@clinic.example")
+    filed = mailer_from_settings(settings)
+    assert isinstance(filed, FileMailer)
+    assert filed.directory == settings.outbox_dir
+    smtp = mailer_from_settings(
+        settings.model_copy(update={"mailer": "smtp", "smtp_host": "127.0.0.1", "smtp_port": 2525})
+    )
+    assert isinstance(smtp, SmtpMailer)
+    assert (smtp.host, smtp.port, smtp.tls) == ("127.0.0.1", 2525, "none")
+    assert smtp.sender_domain == "clinic.example"
