@@ -16,8 +16,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 
 __all__ = [
+    "MIME_HEADERS",
     "POLICY",
     "SMS_MAX_SEPTETS",
+    "SharedHeaders",
     "address_domain",
     "build_email",
     "gsm7_length",
@@ -69,28 +71,21 @@ _MSGID_DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _MSGID = re.compile(r"^<[^<>@\s]+@[^<>@\s]+>$")
 
 
-class _Headers(HeaderRegistry):
-    """The standard registry, minus its two costs per header set.
+class SharedHeaders(HeaderRegistry):
+    """The standard header registry, minus its two costs per header set.
 
-    The standard one makes a new class on every lookup, and parses every value,
-    though a reminder's MIME structure repeats the same dozen header values in
-    every message. Header objects are immutable strings, so one parsed
-    structural header serves every message that sets the same value.
+    The standard one makes a new class on every lookup and parses every value on every
+    read, though messages repeat the same structural header values over and over (a
+    reminder's MIME structure; the type, charset and disposition a parser reads again
+    and again). Header objects are immutable strings, so each header class is made once
+    and one parse of a `shared` header's value serves every message that sets it; at
+    most `limit` values are kept, and MIME boundaries, unique per message, never.
     """
 
-    _SHARED = frozenset(
-        {
-            "auto-submitted",
-            "content-disposition",
-            "content-transfer-encoding",
-            "content-type",
-            "mime-version",
-        }
-    )
-    _SHARED_MAX = 256
-
-    def __init__(self) -> None:
+    def __init__(self, shared: frozenset[str], limit: int) -> None:
         super().__init__()
+        self._shared = shared
+        self._limit = limit
         self._made: dict[str, type[BaseHeader]] = {}
         self._parsed: dict[tuple[str, str], BaseHeader] = {}
 
@@ -103,20 +98,26 @@ class _Headers(HeaderRegistry):
 
     def __call__(self, name: str, value: str) -> BaseHeader:
         key = (name.lower(), value)
+        if key[0] not in self._shared:
+            return self[name](name, value)
         header = self._parsed.get(key)
         if header is None:
             header = self[name](name, value)
-            # Boundaries are unique per message; only values that recur are kept.
-            if (
-                key[0] in self._SHARED
-                and "boundary" not in value
-                and len(self._parsed) < self._SHARED_MAX
-            ):
+            if "boundary" not in value:
+                if len(self._parsed) >= self._limit:
+                    self._parsed.clear()
                 self._parsed[key] = header
         return header
 
 
-POLICY = email.policy.default.clone(header_factory=_Headers())
+MIME_HEADERS = frozenset(
+    {"content-disposition", "content-transfer-encoding", "content-type", "mime-version"}
+)
+"""The structural headers whose values recur from message to message."""
+
+POLICY = email.policy.default.clone(
+    header_factory=SharedHeaders(MIME_HEADERS | {"auto-submitted"}, limit=256)
+)
 """`email.policy.default`, with header classes made once and structural headers parsed once."""
 
 

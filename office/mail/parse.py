@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy as email_policy
 from email.header import decode_header
-from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 
 from office.mail.dsn import DeliveryReport, read_report
+from office.messages import MIME_HEADERS, SharedHeaders
 
 __all__ = ["Attachment", "Parsed", "Unreadable", "parse_mail"]
 
@@ -100,47 +100,11 @@ class Unreadable:
     reason: str
 
 
-class _Headers(HeaderRegistry):
-    """The standard registry, each header class made once and MIME headers parsed once.
-
-    `policy.default` parses a header every time it is read, and reading a part's
-    type, charset, disposition, file name and transfer encoding reads the same
-    two or three headers over and over (the parser itself reads Content-Type).
-    Header objects are immutable strings, so one parse serves every read of the
-    same value, in this message or the next; the cache is bounded.
-    """
-
-    _CACHED = frozenset(
-        {"content-type", "content-disposition", "content-transfer-encoding", "mime-version"}
-    )
-    _LIMIT = 4096
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-        self._parsed: dict[tuple[str, str], BaseHeader] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-    def __call__(self, name: str, value: str) -> BaseHeader:
-        key = (name.lower(), value)
-        if key[0] not in self._CACHED:
-            return self[name](name, value)
-        header = self._parsed.get(key)
-        if header is None:
-            header = self[name](name, value)
-            if len(self._parsed) >= self._LIMIT:
-                self._parsed.clear()
-            self._parsed[key] = header
-        return header
-
-
-_DEFAULT = BytesParser(policy=email_policy.default.clone(header_factory=_Headers()))
+# Reading a part's type, charset, disposition, file name and transfer encoding reads the
+# same few headers over and over: parsed once per value (office.messages.SharedHeaders).
+_DEFAULT = BytesParser(
+    policy=email_policy.default.clone(header_factory=SharedHeaders(MIME_HEADERS, limit=4096))
+)
 _COMPAT = BytesParser(policy=email_policy.compat32)
 
 
