@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.board.demo_logins import add_demo_logins
 from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
+from app.demo_onboarding import print_checklists, seed_onboarding
 from office.db import make_engine, make_sessionmaker, transaction
 from office.home import make_private_dir
 from office.ledgers import record_change, store_inbound
@@ -97,6 +98,9 @@ def run_demo(
                 _name_role_leads(session)
                 _mark_demo_practice(session)
                 _store_sample_webhooks(session)
+                checklists = seed_onboarding(
+                    session, now=now, zone=settings.practice_timezone, home=settings.home
+                )
         if now != real:
             window = Policy().window
             console.print(
@@ -108,6 +112,11 @@ def run_demo(
             f"demo practice: {counts.patients} patients, {counts.coverages} coverages with "
             f"{counts.payers} payers, {counts.appointments} appointments at {counts.locations} "
             f"locations, {counts.staff} staff"
+        )
+        console.print(
+            f"onboarding: {len(checklists.hires)} new hires' checklists (one a week along, "
+            f"{checklists.completed} items done), "
+            f"{'one departure' if checklists.departure else 'no departure'} to offboard"
         )
         add_demo_logins(settings, factory, console=console, now=now)
         reports: list[FlowReport] = []
@@ -123,6 +132,7 @@ def run_demo(
                 fill_demo_mailbox(settings, session)
         with factory() as session:
             status = collect_status(session, notes_as_tasks=settings.queue_note_kinds_as_tasks)
+            print_checklists(console, session, today=now, zone=settings.practice_timezone)
     finally:
         engine.dispose()
     timings.add("total", time.perf_counter() - started)

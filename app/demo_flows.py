@@ -12,6 +12,7 @@ from sqlalchemy import select
 from flows.eligibility import verify_eligibility
 from flows.intake import process_inbox
 from flows.mail import route_mail
+from flows.onboarding import onboarding_followup
 from flows.reminders import send_reminders
 from flows.runtime import office
 from office.models import InboxItem, InboxStatus
@@ -34,6 +35,7 @@ async def run_all(*, now: datetime, console: Console, timings: Timings) -> list[
         ("verify-eligibility", lambda: verify_eligibility(days_ahead=DEMO_DAYS_AHEAD, now=now)),
         ("send-reminders", lambda: send_reminders(now=now)),
         ("route-mail", lambda: _route_demo_mail(now)),
+        ("onboarding-followup", lambda: onboarding_followup(now=now)),
     ]
     reports = []
     for name, step in steps:

@@ -33,6 +33,7 @@ from typing import Any, Final
 from sqlalchemy import Table, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 
+from office.clock import chunks
 from office.models import (
     AuditEntry,
     Checklist,
@@ -139,17 +140,17 @@ def follow_up(
 ) -> FollowupTally:
     """Decide every open item, write the decisions and queue the mail (the caller commits)."""
     tally = FollowupTally()
-    items = list(_open_items(session))
     done = _closed_keys(session)
-    decisions = [decide(item, done.get(item.checklist_id), plan, calendar) for item in items]
-    by_id = {item.id: item for item in items}
     notices: dict[tuple[str, int, int], list[int]] = defaultdict(list)
     releases: list[dict[str, Any]] = []
-    reminders: list[dict[str, Any]] = []
-    escalations: list[dict[str, Any]] = []
-    audit: list[dict[str, Any]] = []
-    for decision in decisions:
-        item = by_id[decision.item_id]
+    reminders: list[int] = []
+    escalations: dict[int, list[int]] = defaultdict(list)  # step -> item ids
+    audit: list[tuple[int, str, object, object]] = []
+    # One item at a time, keeping only what is written: a list of 30,000 item objects
+    # alive makes each of the garbage collector's full passes longer, and their number
+    # grows with the practice, so the cost per item would grow with it too.
+    for item in _open_items(session):
+        decision = decide(item, done.get(item.checklist_id), plan, calendar)
         tally.counts["items"] += 1
         if decision.blocked:
             tally.counts["blocked"] += 1
@@ -164,19 +165,17 @@ def follow_up(
                 }
             )
             if decision.new_due is not None:
-                audit.append(_audit_row(item.id, "due_on", item.due_on, decision.new_due, plan.now))
+                audit.append((item.id, "due_on", item.due_on, decision.new_due))
         if decision.remind:
             tally.counts["reminders"] += 1
-            reminders.append({"b_id": item.id, "day": plan.today})
+            reminders.append(item.id)
             to = directory.recipient(item.owner_staff_id, item.owner_role)
             if to is not None:
                 notices[(REMINDER, to, 0)].append(item.id)
         if decision.escalate_to:
             tally.counts[f"escalated_step_{decision.escalate_to}"] += 1
-            escalations.append({"b_id": item.id, "level": decision.escalate_to, "day": plan.today})
-            audit.append(
-                _audit_row(item.id, "escalation_level", item.level, decision.escalate_to, plan.now)
-            )
+            escalations[decision.escalate_to].append(item.id)
+            audit.append((item.id, "escalation_level", item.level, decision.escalate_to))
             to = directory.escalate_to(
                 decision.escalate_to,
                 item.owner_staff_id,
@@ -187,7 +186,7 @@ def follow_up(
                 notices[(OVERDUE, to, decision.escalate_to)].append(item.id)
         if _overdue(decision, item, plan):
             tally.counts["overdue"] += 1
-    _write(session, releases, reminders, escalations, audit)
+    _write(session, plan, releases, reminders, escalations, audit)
     tally.counts["renewals"] += _spawn_renewals(session, plan, calendar)
     queued = queue_notices(
         session,
@@ -214,24 +213,29 @@ def _parts(ids: list[int]) -> Iterator[list[int]]:
 
 
 def _open_items(session: Session) -> Iterator[_Open]:
-    """Every open item of a person still working, in one statement."""
-    rows = session.execute(
-        select(
-            ChecklistItem.id,
-            ChecklistItem.checklist_id,
-            ChecklistItem.due_on,
-            ChecklistItem.depends_on,
-            ChecklistItem.released_on,
-            ChecklistItem.reminded_on,
-            ChecklistItem.escalation_level,
-            ChecklistItem.owner_staff_id,
-            ChecklistItem.owner_role,
-            ChecklistItem.category,
-            ChecklistItem.required_by_law,
+    """Every open item of a person still working, in one statement, read as it is iterated
+    (a Core result: the ORM's would build every row first)."""
+    rows = (
+        session.connection()
+        .execute(
+            select(
+                ChecklistItem.id,
+                ChecklistItem.checklist_id,
+                ChecklistItem.due_on,
+                ChecklistItem.depends_on,
+                ChecklistItem.released_on,
+                ChecklistItem.reminded_on,
+                ChecklistItem.escalation_level,
+                ChecklistItem.owner_staff_id,
+                ChecklistItem.owner_role,
+                ChecklistItem.category,
+                ChecklistItem.required_by_law,
+            )
+            .join(Staff, Staff.id == ChecklistItem.staff_id)
+            .where(ChecklistItem.status == ItemStatus.OPEN, Staff.status != StaffStatus.INACTIVE)
         )
-        .join(Staff, Staff.id == ChecklistItem.staff_id)
-        .where(ChecklistItem.status == ItemStatus.OPEN, Staff.status != StaffStatus.INACTIVE)
-    ).tuples()
+        .tuples()
+    )
     for row in rows:
         yield _Open(
             id=row[0],
@@ -274,29 +278,34 @@ _RELEASE = (
     .where(_ITEMS.c.id == bindparam("b_id"))
     .values(released_on=bindparam("released"), due_on=bindparam("due"))
 )
-_REMIND = (
-    update(_ITEMS).where(_ITEMS.c.id == bindparam("b_id")).values(reminded_on=bindparam("day"))
-)
-_ESCALATE = (
-    update(_ITEMS)
-    .where(_ITEMS.c.id == bindparam("b_id"))
-    .values(escalation_level=bindparam("level"), escalated_on=bindparam("day"))
-)
 
 
 def _write(
     session: Session,
+    plan: FollowupPlan,
     releases: list[dict[str, Any]],
-    reminders: list[dict[str, Any]],
-    escalations: list[dict[str, Any]],
-    audit: list[dict[str, Any]],
+    reminders: list[int],
+    escalations: dict[int, list[int]],
+    audit: list[tuple[int, str, object, object]],
 ) -> None:
+    """Releases one row each (each its own due day); reminders and each escalation step as
+    one UPDATE per chunk of ids, which costs a third of a row-by-row executemany."""
     connection = session.connection()
-    for statement, rows in ((_RELEASE, releases), (_REMIND, reminders), (_ESCALATE, escalations)):
-        if rows:
-            connection.execute(statement, rows)
-    if audit:
-        connection.execute(insert(_AUDIT), audit)
+    today = plan.today
+    if releases:
+        connection.execute(_RELEASE, releases)
+    for part in chunks(sorted(reminders)):
+        connection.execute(update(_ITEMS).where(_ITEMS.c.id.in_(part)).values(reminded_on=today))
+    for step, ids in sorted(escalations.items()):
+        for part in chunks(sorted(ids)):
+            connection.execute(
+                update(_ITEMS)
+                .where(_ITEMS.c.id.in_(part))
+                .values(escalation_level=step, escalated_on=today)
+            )
+    for rows in chunks(audit):
+        entries = [_audit_row(i, name, before, after, plan.now) for i, name, before, after in rows]
+        connection.execute(insert(_AUDIT), entries)
 
 
 def _audit_row(

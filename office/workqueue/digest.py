@@ -3,7 +3,8 @@
 Minimum necessary: the message carries counts, kinds and a link, never a patient's name,
 a visit or anything a patient wrote; the person follows the link and signs in to see who.
 A role lead is a staff member with `role_lead` set, active or about to start; the office
-manager's digest counts every role, anyone else's their own.
+manager's digest counts every role, anyone else's their own. Overdue onboarding and
+offboarding checklist items are counted the same way (by the owning role).
 
 `queue_digests` records one outbox row per lead and practice-local day (key
 `work-digest:<date>:<staff id>`), with the counts and the trend in the row itself, so a
@@ -29,6 +30,7 @@ from office.ledgers.outbox import OutboxRow, enqueue_outbox
 from office.mailing.send import ComposeError, Composer, Outgoing
 from office.messages import POLICY, address_domain, message_id_for
 from office.models import Channel, OutboxItem, OutboxStatus, Practice, Staff, StaffStatus
+from office.onboarding.views import overdue_by_owner
 from office.render import render
 from office.workqueue.chart import trend_chart_png
 from office.workqueue.kinds import MANAGER_ROLE, PRIORITY_LABELS, ROLE_LABELS
@@ -90,7 +92,11 @@ def queue_digests(session: Session, plan: DigestPlan) -> int:
         notes_as_tasks=plan.notes_as_tasks,
     )
     everyone = counts(session, viewer_role=None, notes_as_tasks=plan.notes_as_tasks, now=plan.now)
-    rows = [_row(lead, today, _for(lead, everyone), trend, plan) for lead in found]
+    onboarding = overdue_by_owner(session, today)
+    rows = [
+        _row(lead, today, _for(lead, everyone), trend, plan, _onboarding(lead, onboarding))
+        for lead in found
+    ]
     enqueue_outbox(session, rows)
     return len(rows)
 
@@ -102,10 +108,23 @@ def _for(lead: Lead, everyone: tuple[KindCount, ...]) -> list[KindCount]:
     return [count for count in everyone if count.role == lead.role]
 
 
+def _onboarding(lead: Lead, overdue: dict[str, int]) -> int:
+    """Overdue onboarding items: every owner's for the manager, the lead's role's for others."""
+    if lead.role == MANAGER_ROLE:
+        return sum(overdue.values())
+    return overdue.get(lead.role, 0)
+
+
 def _row(
-    lead: Lead, today: date, kinds: list[KindCount], trend: TrendView, plan: DigestPlan
+    lead: Lead,
+    today: date,
+    kinds: list[KindCount],
+    trend: TrendView,
+    plan: DigestPlan,
+    onboarding_overdue: int = 0,
 ) -> OutboxRow:
     detail: dict[str, Any] = {
+        "onboarding_overdue": onboarding_overdue,
         "staff_id": lead.staff_id,
         "role": lead.role,
         "date": today.isoformat(),
@@ -169,6 +188,7 @@ def compose_digest(session: Session, item: OutboxItem, sender: str, now: datetim
     # Derived from the row, like the Message-ID, so a resend is the same message.
     chart_cid = message_id_for(f"{item.idempotency_key}:chart", domain)
     context = _context(kinds, trend, day, role, board_url, practice)
+    context["onboarding_overdue"] = int(detail.get("onboarding_overdue", 0))
     message = EmailMessage(policy=POLICY)
     message["Message-ID"] = message_id_for(item.idempotency_key, domain)
     message["Date"] = format_datetime(now)

@@ -175,6 +175,7 @@ def test_every_digest_template_renders() -> None:
         "open_now": 0,
         "board_url": "https://x.test/staff",
         "trend_days": 30,
+        "onboarding_overdue": 0,
     }
     assert render("digest/digest.subject.txt.j2", **context).strip() == (
         "P work queue, Tue Dec 01: 0 open"
@@ -182,6 +183,10 @@ def test_every_digest_template_renders() -> None:
     assert "0 open items, 0 overdue." in render("digest/digest.txt.j2", **context)
     html = render("digest/digest.html.j2", chart_cid="c@x", **context)
     assert 'src="cid:c@x"' in html
+    assert "Onboarding" not in html
+    context["onboarding_overdue"] = 2
+    assert "2 checklist items overdue" in render("digest/digest.txt.j2", **context)
+    assert 'id="onboarding"' in render("digest/digest.html.j2", chart_cid="c@x", **context)
 
 
 @pytest.mark.prefect
