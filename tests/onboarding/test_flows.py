@@ -108,3 +108,74 @@ def test_the_flows_build_send_escalate_and_report_counts_only(
     for text in texts:
         for secret in SECRETS:
             assert secret not in text, f"{secret!r} leaked into {text[:120]!r}"
+
+
+def test_office_staff_add_and_offboard_run_the_flows(
+    settings: Settings, engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    from typer.testing import CliRunner
+
+    from app.cli import app
+
+    with transaction(factory) as session:
+        team = seed_team(session)
+    assert settings.database_url is not None
+    env = {
+        "OFFICE_HOME": str(settings.home),
+        "OFFICE_DATABASE_URL": settings.database_url,
+        "OFFICE_SECRET_KEY": "test-link-secret-32-bytes-or-longer",
+        "COLUMNS": "200",
+    }
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "staff",
+            "add",
+            "new.biller@onboarding.test",
+            "--first-name",
+            "Peregrine",
+            "--last-name",
+            "Fairweather",
+            "--role",
+            "billing",
+            "--start-date",
+            "2027-01-04",
+            "--manager-id",
+            str(team.manager),
+        ],
+        env=env,
+    )
+    assert added.exit_code == 0, added.output
+    assert "items, " in added.output
+    again = runner.invoke(
+        app,
+        [
+            "staff",
+            "add",
+            "new.biller@onboarding.test",
+            "--first-name",
+            "P",
+            "--last-name",
+            "F",
+            "--role",
+            "billing",
+            "--start-date",
+            "2027-01-04",
+        ],
+        env=env,
+    )
+    assert again.exit_code == 1
+    assert "already has this email" in again.output
+    with factory() as session:
+        hire = session.scalars(
+            select(Staff).where(Staff.email == "new.biller@onboarding.test")
+        ).one()
+        assert hire.status is StaffStatus.PENDING
+        items = session.scalars(select(ChecklistItem).where(ChecklistItem.staff_id == hire.id))
+        assert len(items.all()) == 15
+    left = runner.invoke(
+        app, ["staff", "offboard", str(hire.id), "--last-day", "2027-03-31"], env=env
+    )
+    assert left.exit_code == 0, left.output
+    assert "0 accesses to revoke" in left.output  # nothing was granted yet
