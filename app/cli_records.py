@@ -115,12 +115,20 @@ def practice_import(
 
 @records_app.command("import")
 def records_import(
-    path: Annotated[Path, typer.Argument(help="A CSV export of patients with coverage.")],
+    path: Annotated[
+        Path, typer.Argument(help="A CSV export of patients with coverage, or FHIR JSON.")
+    ],
+    fhir: Annotated[
+        bool,
+        typer.Option(
+            "--fhir", help="The file is FHIR R4 JSON: Patient, Coverage, Appointment or a Bundle."
+        ),
+    ] = False,
 ) -> None:
-    """Import patients with their coverage; columns in the README and
-    templates/examples/patients.csv."""
+    """Import patients with their coverage: CSV (columns in the README and
+    templates/examples/patients.csv) or, with --fhir, FHIR R4 JSON."""
     with _database() as factory:
-        import_file(factory, path, "text/csv")
+        import_file(factory, path, "application/fhir+json" if fhir else "text/csv")
 
 
 # --- review -----------------------------------------------------------------------------------

@@ -76,6 +76,13 @@ def create_app(
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "ok"})
 
+    @app.get("/schemas/intake-form.json")
+    async def intake_form_schema() -> JSONResponse:
+        """The `intake-form` webhook's JSON Schema, generated from the model its handler reads."""
+        from office.records.forms import form_schema
+
+        return JSONResponse(form_schema(), media_type="application/schema+json")
+
     @app.post("/webhooks/{source}")
     async def webhook(source: str, request: Request) -> JSONResponse:
         if not is_webhook_source(source):

@@ -27,7 +27,6 @@ IMPORT_COUNTS = (
     "for_review",
     "possible_duplicate",
     "rejected",
-    "already_applied",
 )
 
 

@@ -89,6 +89,12 @@ def _hl7(session: Session, item: InboxItem, now: datetime) -> Outcome:
     return handle_hl7(session, item, now)
 
 
+def _fhir(session: Session, item: InboxItem, now: datetime) -> Outcome:
+    from office.records.fhir import apply_fhir
+
+    return apply_fhir(session, item, now=now)
+
+
 def _practice_file(session: Session, item: InboxItem, now: datetime) -> Outcome:
     from office.onboarding.hook import on_staff_change
     from office.practice import apply_practice_file
@@ -106,9 +112,14 @@ HANDLERS: dict[str, Handler] = {
     "records-csv": _records_file,
     "records-row": _records_row,
     "hl7": _hl7,
+    "fhir": _fhir,
     "practice-yaml": _practice_file,
 }
-FILE_KINDS: dict[str, str] = {"text/csv": "records-csv", "application/yaml": "practice-yaml"}
+FILE_KINDS: dict[str, str] = {
+    "text/csv": "records-csv",
+    "application/yaml": "practice-yaml",
+    "application/fhir+json": "fhir",
+}
 
 
 def handler_name(item: InboxItem) -> str:

@@ -1,11 +1,12 @@
 """Patients with their coverage from a CSV export: the file, then each row, in the inbox.
 
 `office records import FILE.csv` stores the file (source "file:<name>", type text/csv)
-before anything reads it. Its handler, `import_file`, decodes it (UTF-8, UTF-8 with BOM,
-else CP1252), stores each row as its own inbox item (source "row:<name>", keyed by the
-row's content, so importing the same file again stores and applies nothing twice), and
-applies the rows in chunks through `apply_records`: a rejected row stays in the inbox with
-its reasons and can be replayed (`apply_row`) after a fix; the other rows apply.
+before anything reads it; the same bytes again are the same inbox item, already applied.
+Its handler, `import_file`, decodes it (UTF-8, UTF-8 with BOM, else CP1252) and applies
+the rows in chunks through `apply_records`, each audited as "inbox:<file> row N". A
+rejected row is stored as its own inbox item (source "row:<name>", keyed by the row's
+content) with its reasons, to be fixed and replayed alone (`apply_row`); the other rows
+apply. Applying is idempotent: rows that say what the records say change nothing.
 
 Columns (header names, any order, case-insensitive; see the README and
 templates/examples/patients.csv): `CSV_COLUMNS`. A blank cell changes nothing; the cell
@@ -222,20 +223,17 @@ def row_update(row: dict[str, str], where: str) -> tuple[PatientUpdate | None, l
 
 
 def import_file(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
-    """A stored CSV file's handler: store each row in the inbox, then apply the new ones."""
+    """A stored CSV file's handler: apply its rows in chunks; a rejected row is stored as
+    its own inbox item with its reasons, to be fixed and replayed alone."""
     rows = read_rows(item.body)
     name = item.source.partition(":")[2][:60] or "records.csv"
-    stored = _store_rows(session, f"row:{name}", rows, now)
-    counts: Counter[str] = Counter({"rows": len(rows), "already_applied": 0})
-    todo = []
-    for number, (row_id, status) in enumerate(stored, start=1):
-        if status is InboxStatus.PROCESSED:
-            counts["already_applied"] += 1
-        else:
-            todo.append((row_id, number, rows[number - 1]))
+    counts: Counter[str] = Counter({"rows": len(rows)})
     calls: list[FollowupCall] = []
-    for chunk in chunks(todo, _CHUNK):
-        calls.extend(_apply_chunk(session, chunk, actor=item.source[:80], now=now, counts=counts))
+    rejected: list[tuple[int, dict[str, str], str]] = []
+    numbered = list(enumerate(rows, start=1))
+    for chunk in chunks(numbered, _CHUNK):
+        calls.extend(_apply_chunk(session, item, chunk, now=now, counts=counts, rejected=rejected))
+    _store_rejected(session, f"row:{name}", rejected, now)
     return Outcome("inbox", item.id, (), tuple(dict.fromkeys(calls)), tuple(counts.items()))
 
 
@@ -250,104 +248,88 @@ def apply_row(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
     return apply_inbound(session, item, batch, now=now)
 
 
-def _store_rows(
-    session: Session, source: str, rows: Sequence[dict[str, str]], now: datetime
-) -> list[tuple[int, InboxStatus]]:
-    """Each row as an inbox item (new ones in one statement); (id, status) per row."""
-    keyed = []
-    for number, row in enumerate(rows, start=1):
+def _store_rejected(
+    session: Session,
+    source: str,
+    rejected: Sequence[tuple[int, dict[str, str], str]],
+    now: datetime,
+) -> None:
+    """Each rejected row as an inbox item keyed by its content, rejected with its reasons (a
+    row already stored, from an earlier import of the file, gets the new reasons)."""
+    keyed: dict[str, dict[str, Any]] = {}
+    for number, row, reason in rejected:
         values = json.dumps(row, sort_keys=True, ensure_ascii=False)
         key = hashlib.sha256(values.encode()).hexdigest()
-        keyed.append((key, number, values))
-    found: dict[str, tuple[int, InboxStatus]] = {}
-    for chunk in chunks(sorted({key for key, _n, _v in keyed})):
-        for row_id, key, status in session.execute(
-            select(InboxItem.id, InboxItem.idempotency_key, InboxItem.status).where(
-                InboxItem.source == source, InboxItem.idempotency_key.in_(chunk)
+        keyed[key] = {
+            "source": source,
+            "idempotency_key": key,
+            "content_type": "application/json",
+            "body": f'{{"row": {number}, "values": {values}}}'.encode(),
+            "status": InboxStatus.REJECTED,
+            "reason": reason[:2000],
+            "attempts": 1,
+            "received_at": now,
+            "last_attempt_at": now,
+        }
+    found: dict[str, int] = {}
+    for chunk in chunks(sorted(keyed)):
+        found.update(
+            session.execute(
+                select(InboxItem.idempotency_key, InboxItem.id).where(
+                    InboxItem.source == source, InboxItem.idempotency_key.in_(chunk)
+                )
             )
-        ).tuples():
-            found[key] = (row_id, status)
-    fresh: dict[str, dict[str, Any]] = {}
-    for key, number, values in keyed:
-        if key not in found and key not in fresh:
-            body = f'{{"row": {number}, "values": {values}}}'.encode()
-            fresh[key] = {
-                "source": source,
-                "idempotency_key": key,
-                "content_type": "application/json",
-                "body": body,
-                "status": InboxStatus.PENDING,
-                "attempts": 0,
-                "received_at": now,
-            }
+            .tuples()
+            .all()
+        )
+    table = cast(Table, InboxItem.__table__)
+    fresh = [entry for key, entry in keyed.items() if key not in found]
     if fresh:
-        rows_in = list(fresh.values())
-        ids = session.execute(
-            insert(InboxItem).returning(InboxItem.id, sort_by_parameter_order=True), rows_in
-        ).scalars()
-        for entry, row_id in zip(rows_in, ids, strict=True):
-            found[entry["idempotency_key"]] = (row_id, InboxStatus.PENDING)
-    return [found[key] for key, _n, _v in keyed]
+        session.execute(insert(table), fresh)
+    again = [
+        {"_id": found[key], "_reason": entry["reason"]}
+        for key, entry in keyed.items()
+        if key in found
+    ]
+    if again:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"), table.c.status != InboxStatus.PROCESSED.value)
+            .values(reason=bindparam("_reason"), last_attempt_at=now),
+            again,
+        )
 
 
 def _apply_chunk(
     session: Session,
-    chunk: Iterable[tuple[int, int, dict[str, str]]],
+    item: InboxItem,
+    chunk: Iterable[tuple[int, dict[str, str]]],
     *,
-    actor: str,
     now: datetime,
     counts: Counter[str],
+    rejected: list[tuple[int, dict[str, str], str]],
 ) -> list[FollowupCall]:
     batches: list[RecordBatch] = []
-    ids: list[int] = []
-    rejected: list[dict[str, Any]] = []
-    for row_id, number, row in chunk:
+    kept: list[tuple[int, dict[str, str]]] = []
+    for number, row in chunk:
         where = f"row {number}"
         update_, problems = row_update(row, where)
         if update_ is None:
-            rejected.append({"_id": row_id, "_reason": "; ".join(map(str, problems))[:2000]})
+            rejected.append((number, row, "; ".join(map(str, problems))))
+            counts[ApplyStatus.REJECTED.value] += 1
             continue
-        batches.append(RecordBatch((update_,), SourceKind.CSV, inbox_id=row_id, label=where))
-        ids.append(row_id)
-    outcomes = apply_records(session, batches, actor=actor, now=now)
-    processed: list[dict[str, Any]] = []
+        batches.append(
+            RecordBatch((update_,), SourceKind.CSV, inbox_id=item.id, label=where, row=number)
+        )
+        kept.append((number, row))
+    outcomes = apply_records(session, batches, actor=item.source[:80], now=now)
     calls: list[FollowupCall] = []
-    for row_id, outcome in zip(ids, outcomes, strict=True):
+    for (number, row), outcome in zip(kept, outcomes, strict=True):
         counts[outcome.status.value] += 1
         if outcome.status is ApplyStatus.REJECTED:
-            rejected.append({"_id": row_id, "_reason": outcome.reason[:2000]})
+            rejected.append((number, row, outcome.reason))
         else:
-            processed.append({"_id": row_id})
             calls.extend(FollowupCall(VERIFY, visit) for visit in outcome.reverify)
-    counts[ApplyStatus.REJECTED.value] += len(rejected) - sum(
-        1 for o in outcomes if o.status is ApplyStatus.REJECTED
-    )
-    table = cast(Table, InboxItem.__table__)
-    if processed:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(
-                status=InboxStatus.PROCESSED.value,
-                reason=None,
-                attempts=table.c.attempts + 1,
-                last_attempt_at=now,
-                processed_at=now,
-            ),
-            processed,
-        )
-    if rejected:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("_id"))
-            .values(
-                status=InboxStatus.REJECTED.value,
-                reason=bindparam("_reason"),
-                attempts=table.c.attempts + 1,
-                last_attempt_at=now,
-            ),
-            rejected,
-        )
     return calls
 
 

@@ -397,7 +397,9 @@ def _show(value: Any) -> Any:
 
 
 def _source(batch: RecordBatch) -> str:
-    return f"inbox:{batch.inbox_id}" if batch.inbox_id is not None else batch.source_kind.value
+    if batch.inbox_id is None:
+        return batch.source_kind.value
+    return f"inbox:{batch.inbox_id}" + (f" row {batch.row}" if batch.row is not None else "")
 
 
 # --- a merge --------------------------------------------------------------------------

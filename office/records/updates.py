@@ -217,6 +217,7 @@ class RecordBatch:
         inbox_id: The stored payload it came from (the audit's source).
         control_id: The sender's id for the payload (MSH-10, Bundle id), if any.
         label: How problems name it: "row 12", "message 4711" (no PHI).
+        row: The row of the stored file it is (the audit's source says "inbox:N row R").
     """
 
     records: tuple[PatientUpdate | MergeRequest, ...]
@@ -225,6 +226,7 @@ class RecordBatch:
     inbox_id: int | None = None
     control_id: str | None = None
     label: str = ""
+    row: int | None = None
 
     @property
     def where(self) -> str:
@@ -238,13 +240,22 @@ class RecordBatch:
 
 def set_fields(update: PatientUpdate | CoverageUpdate) -> dict[str, Any]:
     """The fields the update says something about (a value or CLEAR), as name → value."""
-    skip = {"identifiers", "coverages", "consents", "expected_version", "occurred_at", "mrn"}
-    skip |= {"payer_code", "payer_name", "rank"}
     return {
-        f.name: getattr(update, f.name)
-        for f in dataclasses.fields(update)
-        if f.name not in skip and getattr(update, f.name) is not None
+        name: value
+        for name in _VALUE_FIELDS[type(update)]
+        if (value := getattr(update, name)) is not None
     }
+
+
+_NOT_VALUES = frozenset(
+    {"identifiers", "coverages", "consents", "expected_version", "occurred_at", "mrn"}
+    | {"payer_code", "payer_name", "rank"}
+)
+# Per kind of update, its value fields in order (read once: `set_fields` runs per row).
+_VALUE_FIELDS: Final[dict[type, tuple[str, ...]]] = {
+    kind: tuple(f.name for f in dataclasses.fields(kind) if f.name not in _NOT_VALUES)
+    for kind in (PatientUpdate, CoverageUpdate)
+}
 
 
 # --- JSON, for review items that hold an update until a person decides -------------------
