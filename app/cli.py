@@ -49,11 +49,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Create or update the officeflows database.", no_args_is_help=True)
+prefect_app = typer.Typer(
+    help="What officeflows keeps on Prefect's server besides the deployments.",
+    no_args_is_help=True,
+)
 inbox_app = typer.Typer(
     help="Everything that came in (webhooks, files, mail), stored before it was acted on.",
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+app.add_typer(prefect_app, name="prefect")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(eligibility_app, name="eligibility")
 app.add_typer(reminders_app, name="reminders")
@@ -176,6 +181,35 @@ def serve(
         prefect_port=prefect_port,
         deployments=deployments,
         console=console,
+    )
+
+
+# --- prefect --------------------------------------------------------------------------
+
+
+@prefect_app.command("setup")
+def prefect_setup() -> None:
+    """Set each payer's concurrency and rate limits and the zombie-run automation on Prefect.
+
+    Run it on one machine after `prefect deploy --all`, and again after editing payers;
+    `office serve` does it when it starts. Uses PREFECT_API_URL, or this home's server.
+    """
+    import asyncio
+
+    from app.prefect_handoff import prefect_api
+    from app.prefect_setup import apply
+
+    settings = _settings()
+    with _database(settings) as factory:
+        _require_schema(factory)
+        with prefect_api(settings) as server:
+            applied = asyncio.run(apply(settings, factory))
+    console.print(
+        f"{server.api_url}: {len(applied.limits)} payer limits "
+        f"({', '.join(applied.limits) or 'no payers yet'}); automation "
+        f"'{applied.automation}' (heartbeats every {applied.heartbeat_seconds} s)",
+        markup=False,
+        soft_wrap=True,
     )
 
 

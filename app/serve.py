@@ -113,6 +113,7 @@ def run_server(
     with prefect_api(settings, serving=True, port=prefect_port, progress=say) as prefect:
         say(f"Prefect UI: {prefect.ui_url}")
         say(f"intake: http://{host}:{port} (POST /webhooks/{{source}}, GET /healthz)")
+        say(_set_up_prefect(settings))
         say(f"serving {len(specs)} deployments from {deployments}; stop with Ctrl-C")
         stop = threading.Event()
         with _stop_on_signals(stop):
@@ -121,6 +122,28 @@ def run_server(
             )
             _run_in_thread(service)
     say("officeflows stopped; schedules paused until the next `office serve`")
+
+
+def _set_up_prefect(settings: Settings) -> str:
+    """Payer limits and the zombie-run automation on the server (`app.prefect_setup`).
+
+    A failure is said and serving goes on: each eligibility run sets its own payers' limits,
+    and `office prefect setup` can be run again.
+    """
+    from app.prefect_setup import apply
+
+    engine = make_engine(settings.db_url)
+    try:
+        applied = asyncio.run(apply(settings, make_sessionmaker(engine)))
+    except Exception as exc:
+        log.warning("Prefect setup failed", exc_info=True)
+        return f"Prefect setup failed ({type(exc).__name__}); run `office prefect setup`"
+    finally:
+        engine.dispose()
+    return (
+        f"Prefect: {len(applied.limits) // 2} payers' limits, and flow runs whose heartbeats "
+        f"stop are marked Crashed"
+    )
 
 
 def schedule_zone(settings: Settings) -> str | None:

@@ -22,13 +22,16 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from flows.forms import AsOf, practice_instant, titled
+from flows.payer_limits import PrefectPayerGate, sync_payer_limits
 from flows.runtime import office
 from integrations.payers import payers_from_settings
 from office.db import transaction
 from office.eligibility import (
     BatchConfig,
     ChecksStillPending,
+    PayerLimit,
     local_today,
+    payer_limits,
     record_pending,
     run_batch,
     select_appointment,
@@ -188,7 +191,11 @@ def batch_config(settings: Settings, *, final: bool, now: datetime | None) -> Ba
     records, and a scheduled run builds its own from the settings).
     """
     return BatchConfig.from_settings(
-        settings, payers=payers_from_settings(settings), final=final, now=now
+        settings,
+        payers=payers_from_settings(settings),
+        final=final,
+        now=now,
+        gate=PrefectPayerGate(),
     )
 
 
@@ -200,6 +207,8 @@ async def check_batches(batches: Batches, now: datetime | None) -> list[BaseExce
     moment = None if now is None else practice_instant(now)
     logger = get_run_logger()
     logger.info("%d checks for %d payers", sum(map(len, batches.values())), len(batches))
+    if batches:
+        await sync_payer_limits(await asyncio.to_thread(_limits, list(batches)))
     results = await asyncio.gather(
         *(check_payer_batch(payer_id, ids, moment) for payer_id, ids in batches.items()),
         return_exceptions=True,
@@ -231,6 +240,17 @@ async def publish_counts(
             f"{len(failures)} of {len(batches)} payer batches failed ({', '.join(kinds)})"
         ) from failures[0]
     return dict(counts)
+
+
+def _limits(payer_ids: list[int]) -> list[PayerLimit]:
+    app = office()
+    with app.factory() as session:
+        return payer_limits(
+            session,
+            concurrency=app.settings.payer_concurrency,
+            rate=app.settings.payer_rate_per_second,
+            payer_ids=payer_ids,
+        )
 
 
 def _summarize(check_ids: list[int]) -> Counter[str]:

@@ -10,6 +10,9 @@ concurrent requests each take the latency once instead of queueing behind each o
 Once the socket accepts connections it prints one line, ``listening http://HOST:PORT``;
 `running()` starts it as a subprocess, waits for that line and stops it afterwards.
 Faults (``--fault-rate``) answer 503 with Retry-After, or a 271 with payer-level AAA 42.
+``GET /stats`` answers ``{"requests": N, "in_flight": N, "max_in_flight": N}``: inquiries
+answered and in progress, and the most ever in progress at once, so a test can check that
+every asker together kept within a payer's limit.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import random
 import selectors
 import socket
@@ -88,6 +92,7 @@ def build_app(
     if auth_header is not None and auth_value is not None:
         wanted_auth = (auth_header.lower().encode(), auth_value.encode())
     delay = latency_ms / 1000
+    stats = {"requests": 0, "in_flight": 0, "max_in_flight": 0}
 
     async def respond(
         send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]]
@@ -107,6 +112,9 @@ def build_app(
                 break
         body = b"".join(chunks)
         headers = {key.lower(): value for key, value in scope["headers"]}
+        if scope["method"] == "GET" and scope["path"] == "/stats":
+            await respond(send, 200, json.dumps(stats).encode(), "application/json", [])
+            return
         if scope["method"] != "POST":
             await respond(send, 405, b"POST a 270", "text/plain", [])
             return
@@ -124,8 +132,16 @@ def build_app(
         if not requests:
             await respond(send, 400, b"not a readable 270", "text/plain", [])
             return
+        stats["in_flight"] += 1
+        stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+        try:
+            await _answer(send, requests[0], envelope, core)
+        finally:
+            stats["in_flight"] -= 1
+            stats["requests"] += 1
+
+    async def _answer(send: Send, request: Any, envelope: dict[str, str], core: bool) -> None:
         await asyncio.sleep(delay)
-        request = requests[0]
         scenario = choose_scenario(request, profile)
         if fault_rate and faults.random() < fault_rate:
             kind = fault_kind if fault_kind != "mixed" else faults.choice(("503", "aaa42"))

@@ -36,6 +36,14 @@ from office.eligibility.ask_payers import (
     run_batch,
 )
 from office.eligibility.inquiry import Inquiries, Inquiry, MissingSubscriber, PayerRef
+from office.eligibility.limits import (
+    NO_GATE,
+    PayerGate,
+    PayerLimit,
+    RateTokens,
+    payer_limit,
+    payer_limits,
+)
 from office.eligibility.record import ORPHANED_AFTER, new_trace, record_pending
 from office.eligibility.select_due import (
     Due,
@@ -58,6 +66,7 @@ from office.eligibility.types import (
 )
 
 __all__ = [
+    "NO_GATE",
     "ORPHANED_AFTER",
     "OUTCOMES",
     "ROLES",
@@ -79,8 +88,11 @@ __all__ = [
     "Inquiries",
     "Inquiry",
     "MissingSubscriber",
+    "PayerGate",
+    "PayerLimit",
     "PayerRef",
     "Person",
+    "RateTokens",
     "RetryPolicy",
     "TokenBucket",
     "alerts_for",
@@ -88,6 +100,8 @@ __all__ = [
     "failure_alert",
     "local_today",
     "new_trace",
+    "payer_limit",
+    "payer_limits",
     "record_pending",
     "registration_alert",
     "run_batch",

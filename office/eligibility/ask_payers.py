@@ -1,9 +1,10 @@
 """Asking one payer about a batch of checks: its limits, quick retries, every answer stored.
 
-`run_batch` asks with asyncio: a semaphore at the payer's concurrency limit, a token
-bucket at its rate, and a few quick retries per check. The adapter comes from the
-`PayerDirectory` the batch is given; the parameters every batch of a run shares travel
-as one `BatchConfig`. What it returns is counts.
+`run_batch` asks with asyncio, within the slots and rate tokens the run's `PayerGate`
+grants the batch (the payer's limits, shared with every other run): a semaphore at those
+slots, a token bucket at the payer's rate, and a few quick retries per check. The adapter
+comes from the `PayerDirectory` the batch is given; the parameters every batch of a run
+shares travel as one `BatchConfig`. What it returns is counts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from office.contracts.payers import (
 )
 from office.eligibility.alerts import failure_alert, registration_alert
 from office.eligibility.inquiry import Inquiries, Inquiry, PayerRef
+from office.eligibility.limits import NO_GATE, PayerGate, PayerLimit, RateTokens, payer_limit
 from office.eligibility.select_due import local_today
 from office.eligibility.store import Answer, Recorder, answered, failed
 from office.eligibility.types import AaaAction, CoverageStatus, EligibilityResult
@@ -104,6 +106,8 @@ class BatchConfig:
         concurrency: Requests in flight for a payer that sets no limit of its own.
         rate: Requests per second for a payer that sets no rate of its own.
         policy: In-process retries per check.
+        gate: Grants each batch its share of the payer's limits, shared with other runs
+            and machines.
         clock: The time answers are stored at (a test's or a replay's fixed moment).
         sleep: How to wait between retries (tests record the waits instead).
         rng: Jitter source.
@@ -116,6 +120,7 @@ class BatchConfig:
     concurrency: int
     rate: float
     policy: RetryPolicy = RetryPolicy()
+    gate: PayerGate = NO_GATE
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
@@ -204,8 +209,15 @@ class _Payer:
     ref: PayerRef
     adapter: str
     settings: dict[str, Any]
-    concurrency: int
-    rate: float
+    limit: PayerLimit
+
+    @property
+    def concurrency(self) -> int:
+        return self.limit.concurrency
+
+    @property
+    def rate(self) -> float:
+        return self.limit.rate
 
 
 async def run_batch(
@@ -257,8 +269,7 @@ def _load_payer(factory: sessionmaker[Session], payer_id: int, config: BatchConf
             ref=PayerRef(payer.id, payer.payer_code, payer.name),
             adapter=payer.adapter,
             settings=dict(payer.adapter_settings or {}),
-            concurrency=max(1, payer.concurrency_limit or config.concurrency),
-            rate=payer.rate_per_second or config.rate,
+            limit=payer_limit(payer, concurrency=config.concurrency, rate=config.rate),
         )
 
 
@@ -282,7 +293,9 @@ async def _ask_all(
                 outcome.add(done)
                 recorder.add(done)
             raise
-        asker = _Asker(adapter, payer, config)
+        slots = min(payer.concurrency, len(inquiries))
+        tokens = await stack.enter_async_context(config.gate.hold(payer.limit, slots))
+        asker = _Asker(adapter, payer, config, slots=slots, tokens=tokens)
         queue: Iterator[Inquiry] = iter(inquiries)
 
         async def worker() -> None:
@@ -292,7 +305,7 @@ async def _ask_all(
                 recorder.add(done)
 
         # More workers than slots, so checks sleeping between retries leave no slot idle.
-        workers = min(len(inquiries), payer.concurrency * 4)
+        workers = min(len(inquiries), slots * 4)
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
@@ -301,11 +314,20 @@ async def _ask_all(
 class _Asker:
     """Sends one check at a time under the payer's limits; retries what is worth retrying."""
 
-    def __init__(self, adapter: PayerAdapter, payer: _Payer, config: BatchConfig) -> None:
+    def __init__(
+        self,
+        adapter: PayerAdapter,
+        payer: _Payer,
+        config: BatchConfig,
+        *,
+        slots: int,
+        tokens: RateTokens,
+    ) -> None:
         self.adapter = adapter
         self.config = config
-        self.slots = asyncio.Semaphore(payer.concurrency)
+        self.slots = asyncio.Semaphore(slots)
         self.bucket = TokenBucket(payer.rate, burst=payer.concurrency, sleep=config.sleep)
+        self.tokens = tokens
 
     async def ask(self, inquiry: Inquiry) -> Answer:
         clock, policy = self.config.clock, self.config.policy
@@ -321,6 +343,7 @@ class _Asker:
             problem = ""
             async with self.slots:
                 await self.bucket.take()
+                await self.tokens.take()
                 try:
                     response = await self.adapter.check(inquiry.request)
                 except PayerRetryableError as exc:

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from app.prefect_server import home_server
+from app.prefect_setup import ZOMBIE_AUTOMATION
 from integrations.hl7.samples import SamplePatient, adt_message
 from integrations.hl7.sender import MllpSender
 from office.db import make_engine, make_sessionmaker
@@ -142,6 +143,12 @@ def test_the_printed_urls_are_the_ui_and_the_intake(served: Served) -> None:
     assert page.headers["content-type"].startswith("text/html")
     assert "<html" in page.text.lower()
     assert httpx.get(f"{served.intake_url}/healthz", trust_env=False, timeout=60).status_code == 200
+
+
+def test_serve_sets_the_zombie_run_automation_on_its_server(served: Served) -> None:
+    assert "flow runs whose heartbeats stop are marked Crashed" in served.text()
+    names = [automation["name"] for automation in served.api("/automations/filter")]
+    assert names.count(ZOMBIE_AUTOMATION) == 1
 
 
 def test_the_hl7_listener_stores_then_acknowledges(served: Served) -> None:
