@@ -20,6 +20,7 @@ from office.contracts.mailbox import (
     MailboxRetryableError,
     Position,
 )
+from office.home import PRIVATE_FILE_MODE, make_private_dir
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -44,7 +45,7 @@ class MaildirMailbox:
         try:
             for folder in (self.path, self.done):
                 for sub in ("new", "cur", "tmp"):
-                    (folder / sub).mkdir(parents=True, exist_ok=True)
+                    make_private_dir(folder / sub)
         except OSError as exc:
             raise _error(exc, f"mailbox {self.name}: cannot open the Maildir") from exc
         self._files, self._order, self._cursor = None, [], 0
@@ -118,11 +119,16 @@ class MaildirMailbox:
 
 
 def deliver(path: Path, key: str, raw: bytes) -> Path:
-    """Deliver one message into a Maildir's new/ the way an MDA does: tmp/, then rename."""
+    """Deliver one message into a Maildir's new/ the way an MDA does: tmp/, then rename.
+
+    Folders this makes are 0700 and the message 0600 from its first byte: mail holds PHI.
+    """
     for sub in ("new", "cur", "tmp"):
-        (path / sub).mkdir(parents=True, exist_ok=True)
+        make_private_dir(path / sub)
     staging = path / "tmp" / key
-    staging.write_bytes(raw)
+    descriptor = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(raw)
     target = path / "new" / key
     os.replace(staging, target)
     return target
