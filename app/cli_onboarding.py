@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
@@ -16,12 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_staff import staff_app
-from app.cli_support import require_schema
+from app.cli_support import command_group, console, database, fail, settings_or_fail
 from office.clock import as_utc
-from office.db import make_engine, make_sessionmaker, transaction
+from office.db import transaction
 from office.models import ClosedDay, Staff, StaffStatus, utcnow
 from office.onboarding import (
     CompletionError,
@@ -35,48 +32,15 @@ from office.onboarding import (
 from office.onboarding.complete import MAX_EVIDENCE_BYTES, evidence_dir
 from office.onboarding.templates import CHECKLIST_ROLES, DEFAULT_DIRECTORY
 from office.onboarding.views import progress
-from office.settings import Settings, SettingsError, load_settings
+from office.settings import Settings, SettingsError
 
 __all__ = ["onboarding_app"]
 
-onboarding_app = typer.Typer(
-    help="Staff onboarding and offboarding checklists.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-templates_app = typer.Typer(help="The role checklist templates.", no_args_is_help=True)
-closed_app = typer.Typer(
-    help="Days the practice is closed besides the federal holidays.", no_args_is_help=True
-)
+onboarding_app = command_group("Staff onboarding and offboarding checklists.")
+templates_app = command_group("The role checklist templates.")
+closed_app = command_group("Days the practice is closed besides the federal holidays.")
 onboarding_app.add_typer(templates_app, name="templates")
 onboarding_app.add_typer(closed_app, name="closed-days")
-
-
-def _console() -> Console:
-    return Console(highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.db_url)
-    try:
-        require_schema(engine)
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 def _today(settings: Settings) -> date:
@@ -110,8 +74,8 @@ def templates_check(
             str(sum(i.recurrence_months is not None for i in template.items)),
             template.version,
         )
-    _console().print(table)
-    _console().print(f"{len(templates)} templates valid")
+    console().print(table)
+    console().print(f"{len(templates)} templates valid")
 
 
 # --- status and items ------------------------------------------------------------------------
@@ -120,12 +84,12 @@ def templates_check(
 @onboarding_app.command("status")
 def status() -> None:
     """Per person: % done, overdue, next due, blocked, certifications expiring in 60 days."""
-    settings = _settings()
+    settings = settings_or_fail()
     today = _today(settings)
-    with _database(settings) as factory, factory() as session:
+    with database(settings) as factory, factory() as session:
         found = progress(session, today)
     if not found:
-        _console().print("no open checklists and no certification expiring in 60 days")
+        console().print("no open checklists and no certification expiring in 60 days")
         return
     table = Table(
         "staff",
@@ -153,7 +117,7 @@ def status() -> None:
             f"{person.next_due:%a %d %b} {person.next_title}" if person.next_due else "",
             f"{person.expiring}" + (f" ({person.expired} expired)" if person.expired else ""),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @onboarding_app.command("complete")
@@ -175,11 +139,11 @@ def complete(
     by: Annotated[str, typer.Option(help="Who completed it, for the audit.")] = "cli",
 ) -> None:
     """Mark an item done with its evidence; the file is kept 0600 under OFFICE_HOME."""
-    settings = _settings()
+    settings = settings_or_fail()
     data = None
     if evidence is not None:
         if evidence.stat().st_size > MAX_EVIDENCE_BYTES:
-            _fail("the evidence file is larger than 10 MB")
+            fail("the evidence file is larger than 10 MB")
         data = evidence.read_bytes()
     given = Evidence(
         completed_on=on.date() if on else _today(settings),
@@ -188,7 +152,7 @@ def complete(
         course_version=course_version,
         signature=signature,
     )
-    with _database(settings) as factory:
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 item = complete_item(
@@ -202,8 +166,8 @@ def complete(
                 )
                 digest = item.evidence.get("sha256")
         except CompletionError as exc:
-            _fail(str(exc))
-    _console().print(
+            fail(str(exc))
+    console().print(
         f"item {item_id} done" + (f"; evidence sha256 {digest}" if digest else ""), markup=False
     )
 
@@ -214,14 +178,14 @@ def skip(
     reason: Annotated[str, typer.Option(help="Why it does not apply.")],
 ) -> None:
     """Say an item does not apply (never one required by law)."""
-    settings = _settings()
-    with _database(settings) as factory:
+    settings = settings_or_fail()
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 skip_item(session, item_id, reason=reason, by="cli", via="cli", now=utcnow())
         except CompletionError as exc:
-            _fail(str(exc))
-    _console().print(f"item {item_id} skipped")
+            fail(str(exc))
+    console().print(f"item {item_id} skipped")
 
 
 @onboarding_app.command("followup")
@@ -232,11 +196,11 @@ def followup(
     ] = None,
 ) -> None:
     """Run the daily follow-up now, through the onboarding-followup flow."""
-    settings = _settings()
+    settings = settings_or_fail()
     try:
         settings.require_secret_key()
     except SettingsError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     from app.prefect_handoff import prefect_api
     from flows.onboarding import onboarding_followup
     from flows.runtime import use_office
@@ -247,7 +211,7 @@ def followup(
     table = Table("what", "count", title="Onboarding follow-up")
     for name, value in counts.items():
         table.add_row(name, str(value))
-    _console().print(table)
+    console().print(table)
 
 
 # --- closed days -----------------------------------------------------------------------------
@@ -259,31 +223,31 @@ def closed_add(
     note: Annotated[str | None, typer.Option(help="Why (shown to staff).")] = None,
 ) -> None:
     """The practice is closed that day: not a business day for due dates and escalation."""
-    settings = _settings()
-    with _database(settings) as factory:
+    settings = settings_or_fail()
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 session.add(ClosedDay(day=day.date(), note=note, added_by="cli"))
         except IntegrityError:
-            _fail(f"{day:%Y-%m-%d} is already a closed day")
-    _console().print(f"{day:%a %d %b %Y} is a closed day")
+            fail(f"{day:%Y-%m-%d} is already a closed day")
+    console().print(f"{day:%a %d %b %Y} is a closed day")
 
 
 @closed_app.command("list")
 def closed_list() -> None:
     """The practice's closed days from today on."""
-    settings = _settings()
-    with _database(settings) as factory, factory() as session:
+    settings = settings_or_fail()
+    with database(settings) as factory, factory() as session:
         rows = session.execute(
             select(ClosedDay.day, ClosedDay.note)
             .where(ClosedDay.day >= _today(settings))
             .order_by(ClosedDay.day)
         ).all()
     if not rows:
-        _console().print("no closed days ahead (US federal holidays are always off)")
+        console().print("no closed days ahead (US federal holidays are always off)")
         return
     for day, note in rows:
-        _console().print(f"{day:%a %d %b %Y}  {note or ''}".rstrip(), markup=False)
+        console().print(f"{day:%a %d %b %Y}  {note or ''}".rstrip(), markup=False)
 
 
 # --- staff add / offboard --------------------------------------------------------------------
@@ -301,18 +265,18 @@ def staff_add(
     manager_id: Annotated[int | None, typer.Option(help="Their manager's staff id.")] = None,
 ) -> None:
     """Add a staff member and start their onboarding (the start-onboarding flow)."""
-    settings = _settings()
+    settings = settings_or_fail()
     if role not in CHECKLIST_ROLES:
-        _fail(f"role must be one of {', '.join(CHECKLIST_ROLES)}")
+        fail(f"role must be one of {', '.join(CHECKLIST_ROLES)}")
     try:
         settings.require_secret_key()
     except SettingsError as exc:
-        _fail(str(exc))
-    with _database(settings) as factory:
+        fail(str(exc))
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 if manager_id is not None and session.get(Staff, manager_id) is None:
-                    _fail(f"no staff member {manager_id}")
+                    fail(f"no staff member {manager_id}")
                 person = Staff(
                     first_name=first_name.strip(),
                     last_name=last_name.strip(),
@@ -326,9 +290,9 @@ def staff_add(
                 session.flush()
                 staff_id = person.id
         except IntegrityError:
-            _fail("a staff member already has this email")
+            fail("a staff member already has this email")
     counts = _run_flow(settings, "start", staff_id)
-    _console().print(
+    console().print(
         f"staff {staff_id} added; checklist {counts['checklist_id']} with {counts['items']} "
         f"items, {counts['messages']} messages queued"
     )
@@ -342,16 +306,16 @@ def staff_offboard(
     ],
 ) -> None:
     """A departure: revoke every access the onboarding granted, due on the last day."""
-    settings = _settings()
+    settings = settings_or_fail()
     try:
         settings.require_secret_key()
     except SettingsError as exc:
-        _fail(str(exc))
-    with _database(settings) as factory, factory() as session:
+        fail(str(exc))
+    with database(settings) as factory, factory() as session:
         if session.get(Staff, staff_id) is None:
-            _fail(f"no staff member {staff_id}")
+            fail(f"no staff member {staff_id}")
     counts = _run_flow(settings, "offboard", staff_id, last_day.date())
-    _console().print(
+    console().print(
         f"offboarding checklist {counts['checklist_id']}: {counts['items']} accesses to revoke "
         f"by {last_day:%a %d %b %Y}; each counts as revoked once its owner confirms it"
     )
@@ -372,4 +336,4 @@ def _run_flow(
             assert last_day is not None
             return asyncio.run(start_offboarding_flow(staff_id, last_day))
     except (OnboardingError, TemplateError) as exc:
-        _fail(str(exc))
+        fail(str(exc))

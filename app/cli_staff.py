@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.cli_support import require_schema
-from office.db import make_engine, make_sessionmaker, transaction
+from app.cli_support import command_group, console, database, fail, settings_or_fail
+from office.db import transaction
 from office.models import StaffLogin, StaffSession, utcnow
-from office.settings import Settings, SettingsError, load_settings
+from office.settings import Settings
 from office.staff_auth import (
     ROLES,
     AuthError,
@@ -31,44 +27,8 @@ from office.staff_auth import (
 
 __all__ = ["audit_app", "set_password_url", "staff_app"]
 
-staff_app = typer.Typer(
-    help="Logins for the staff board (office serve, under /staff).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-audit_app = typer.Typer(
-    help="Audit records: who saw which patient's data on the staff board.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _console() -> Console:
-    return Console(highlight=False)
-
-
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.db_url)
-    try:
-        require_schema(engine)
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
+staff_app = command_group("Logins for the staff board (office serve, under /staff).")
+audit_app = command_group("Audit records: who saw which patient's data on the staff board.")
 
 
 def set_password_url(settings: Settings, token: str) -> str:
@@ -95,10 +55,10 @@ def login_add(
     ] = False,
 ) -> None:
     """Add a board login; prints a one-time link that sets its password (or asks for it)."""
-    settings = _settings()
+    settings = settings_or_fail()
     password = _ask_password() if prompt else None
     now = utcnow()
-    with _database(settings) as factory:
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 added = add_login(
@@ -113,18 +73,18 @@ def login_add(
                         session, added.login_id, now=now, valid=_link_hours(settings)
                     )
         except AuthError as exc:
-            _fail(str(exc))
-    console = _console()
+            fail(str(exc))
+    out = console()
     made = " (and a staff record)" if added.staff_created else ""
-    console.print(f"login {added.login_id} added for {email.strip().lower()} as {role}{made}")
+    out.print(f"login {added.login_id} added for {email.strip().lower()} as {role}{made}")
     if token is None:
-        console.print(f"password set; sign in at {settings.public_url.rstrip('/')}/staff/login")
+        out.print(f"password set; sign in at {settings.public_url.rstrip('/')}/staff/login")
     else:
-        console.print(
+        out.print(
             f"send this one-time link to the person (works once, for "
             f"{settings.staff_link_hours} hours):",
         )
-        console.print(set_password_url(settings, token), markup=False, soft_wrap=True)
+        out.print(set_password_url(settings, token), markup=False, soft_wrap=True)
 
 
 @staff_app.command("login-link")
@@ -132,13 +92,13 @@ def login_link(
     email: Annotated[str, typer.Argument(help="The login's email.")],
 ) -> None:
     """A new one-time set-password link (a forgotten password); earlier links stop working."""
-    settings = _settings()
-    with _database(settings) as factory, transaction(factory) as session:
+    settings = settings_or_fail()
+    with database(settings) as factory, transaction(factory) as session:
         login = find_login(session, email)
         if login is None or not login.active:
-            _fail("no active login has this email")
+            fail("no active login has this email")
         token = issue_link(session, login.id, now=utcnow(), valid=_link_hours(settings))
-    _console().print(set_password_url(settings, token), markup=False, soft_wrap=True)
+    console().print(set_password_url(settings, token), markup=False, soft_wrap=True)
 
 
 @staff_app.command("login-disable")
@@ -146,19 +106,19 @@ def login_disable(
     email: Annotated[str, typer.Argument(help="The login's email.")],
 ) -> None:
     """Stop a login at once: its sessions end and its links stop working."""
-    with _database(_settings()) as factory:
+    with database(settings_or_fail()) as factory:
         try:
             with transaction(factory) as session:
                 login = disable_login(session, email, now=utcnow())
         except AuthError as exc:
-            _fail(str(exc))
-    _console().print(f"login {login.id} disabled")
+            fail(str(exc))
+    console().print(f"login {login.id} disabled")
 
 
 @staff_app.command("logins")
 def logins() -> None:
     """Every board login: role, whether a password is set, its open sessions."""
-    with _database(_settings()) as factory, factory() as session:
+    with database(settings_or_fail()) as factory, factory() as session:
         sessions = (
             select(StaffSession.login_id, func.count().label("n"))
             .group_by(StaffSession.login_id)
@@ -170,7 +130,7 @@ def logins() -> None:
             .order_by(StaffLogin.email)
         ).all()
     if not rows:
-        _console().print("no board logins; add one with `office staff login-add EMAIL --role ROLE`")
+        console().print("no board logins; add one with `office staff login-add EMAIL --role ROLE`")
         return
     table = Table("id", "email", "role", "password", "active", "sessions", title="Board logins")
     for login, count in rows:
@@ -182,7 +142,7 @@ def logins() -> None:
             "yes" if login.active else "no",
             str(count),
         )
-    _console().print(table)
+    console().print(table)
 
 
 @audit_app.command("access")
@@ -194,12 +154,12 @@ def audit_access(
 ) -> None:
     """Who saw this patient's data on the staff board, when, on which page (164.312(b))."""
     start = _day(since) if since else None
-    with _database(_settings()) as factory, factory() as session:
+    with database(settings_or_fail()) as factory, factory() as session:
         records = access_log(session, patient, since=start)
     if records is None:
-        _fail("no patient has this MRN")
+        fail("no patient has this MRN")
     if not records:
-        _console().print("nobody has seen this patient's data on the board")
+        console().print("nobody has seen this patient's data on the board")
         return
     table = Table("when (UTC)", "who", "role", "page", "visit", "from", title="Board access")
     for record in records:
@@ -211,15 +171,15 @@ def audit_access(
             str(record.appointment_id or ""),
             record.client or "",
         )
-    _console().print(table)
-    _console().print(f"{len(records)} record{'' if len(records) == 1 else 's'}")
+    console().print(table)
+    console().print(f"{len(records)} record{'' if len(records) == 1 else 's'}")
 
 
 def _day(text: str) -> datetime:
     try:
         return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
     except ValueError:
-        _fail("--since must be a date, YYYY-MM-DD")
+        fail("--since must be a date, YYYY-MM-DD")
 
 
 def _ask_password() -> str:
@@ -228,4 +188,4 @@ def _ask_password() -> str:
     try:
         return check_new_password(first, second)
     except AuthError as exc:
-        _fail(str(exc))
+        fail(str(exc))
