@@ -1,11 +1,21 @@
-"""What runs after an inbound payload changed a record, by the name its handler gave."""
+"""What runs after an inbound payload changed a record, by the name its handler gave.
+
+The intake records each follow-up with its inbox item before anything runs
+(`office.followups`); `run_recorded` runs them one by one, marking each done or failed, so
+one failing (an eligibility check whose clearinghouse is down) never stops the next (the
+booking's confirmation). `retry-followups` runs every few minutes: it retries failed ones
+when their back-off is over and starts any a crashed run recorded but never ran; after
+`MAX_ATTEMPTS` a follow-up becomes a `followup_failed` work item.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-__all__ = ["FOLLOWUPS", "run_followups"]
+from prefect import flow, get_run_logger
+
+__all__ = ["FOLLOWUPS", "retry_followups", "run_recorded"]
 
 
 async def _verify_appointment(appointment_id: int) -> Any:
@@ -24,15 +34,6 @@ FOLLOWUPS: dict[str, Callable[[int], Awaitable[Any]]] = {
     "verify_appointment": _verify_appointment,
     "appointment_notices": _appointment_notices,
 }
-
-
-async def run_followups(names: Iterable[str], entity_id: int) -> list[str]:
-    """Run each named follow-up as a subflow; returns the names that ran."""
-    done = []
-    for name in names:
-        await FOLLOWUPS[name](entity_id)
-        done.append(name)
-    return done
 
 
 async def run_recorded(followup_ids: Iterable[int]) -> list[str]:
@@ -61,3 +62,17 @@ async def run_recorded(followup_ids: Iterable[int]) -> list[str]:
             mark_done(session, followup_id, now=utcnow())
         ran.append(f"{name}:{entity_id}")
     return ran
+
+
+@flow(name="retry-followups", persist_result=False)
+async def retry_followups() -> dict[str, int]:
+    """Retry failed follow-ups whose wait is over, and start recorded ones nobody started."""
+    from flows.runtime import office
+    from office.followups import due_followups
+    from office.models import utcnow
+
+    with office().factory() as session:
+        due = due_followups(session, now=utcnow())
+    ran = await run_recorded(due)
+    get_run_logger().info("follow-ups: %d due, %d ran", len(due), len(ran))
+    return {"due": len(due), "ran": len(ran)}

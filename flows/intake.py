@@ -29,11 +29,10 @@ async def process_inbox(
     Args:
         inbox_id: The inbox row to process. Only the id crosses into Prefect.
     """
-    result = handle_item(inbox_id)
-    outcome = result.outcome
-    followed = []
-    if outcome is not None and outcome.entity_id is not None:
-        from flows.followups import run_followups
+    from flows.followups import run_recorded
 
-        followed = await run_followups(outcome.followups, outcome.entity_id)
+    result = handle_item(inbox_id)
+    # Recorded with the change before it committed; each runs on its own, a failure kept
+    # for `retry-followups` rather than failing this run or the follow-ups after it.
+    followed = await run_recorded(result.followup_ids)
     return {"inbox_id": inbox_id, "status": result.status.value, "followups": followed}

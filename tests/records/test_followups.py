@@ -1,0 +1,106 @@
+"""Follow-ups that survive failure, through the Prefect engine: a booking's eligibility
+check failing (the default x12 adapter with no clearinghouse URL) neither fails the intake
+run nor stops the confirmation notice; `retry-followups` retries it after its wait and,
+out of attempts, a person gets a `followup_failed` work item."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from flows import runtime
+from flows.followups import retry_followups
+from flows.intake import process_inbox
+from office.db import transaction
+from office.followups import MAX_ATTEMPTS
+from office.ledgers import store_inbound
+from office.models import (
+    Followup,
+    FollowupStatus,
+    OutboxItem,
+    Payer,
+    WorkItem,
+    utcnow,
+)
+from office.settings import Settings
+from tests.records.conftest import ann, apply
+
+pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
+
+
+@pytest.fixture
+def office_app(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> runtime.Office:
+    monkeypatch.setattr(runtime, "_override", None)
+    return runtime.use_office(settings, engine)
+
+
+def test_a_failing_check_is_retried_then_handed_to_a_person_and_the_notice_still_goes(
+    practice: sessionmaker[Session], office_app: runtime.Office
+) -> None:
+    apply(practice, ann())
+    with transaction(practice) as session:
+        # The practice's payer on the default adapter, with no clearinghouse configured.
+        session.execute(update(Payer).where(Payer.payer_code == "PRAIRIE").values(adapter="x12"))
+    start = utcnow() + timedelta(days=2)
+    body = json.dumps(
+        {
+            "event": "booked",
+            "external_id": "PM-1",
+            "patient_mrn": "M1",
+            "provider_npi": "1234567893",
+            "location_id": 1,
+            "appointment_type": "follow-up",
+            "start": start.isoformat(),
+            "occurred_at": (utcnow() - timedelta(minutes=1)).isoformat(),
+        }
+    ).encode()
+    with transaction(practice) as session:
+        item, _ = store_inbound(
+            session, source="webhook:bookings", key=hashlib.sha256(body).hexdigest(), body=body
+        )
+        item_id = item.id
+
+    result = asyncio.run(process_inbox(item_id))
+    assert result["status"] == "processed"
+    assert [name.split(":")[0] for name in result["followups"]] == ["appointment_notices"]
+
+    def states() -> dict[str, tuple[FollowupStatus, int]]:
+        with practice() as session:
+            rows = session.scalars(select(Followup)).all()
+            return {r.name: (r.status, r.attempts) for r in rows}
+
+    assert states() == {
+        "verify_appointment": (FollowupStatus.FAILED, 1),
+        "appointment_notices": (FollowupStatus.DONE, 1),
+    }
+    with practice() as session:
+        assert session.scalars(select(OutboxItem)).all() != []  # the confirmation is queued
+        error = session.scalars(
+            select(Followup.error).where(Followup.name == "verify_appointment")
+        ).one()
+    assert error
+    assert "M1" not in error
+
+    # Not due yet: nothing runs.
+    assert asyncio.run(retry_followups())["due"] == 0
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        with transaction(practice) as session:  # its wait is over
+            session.execute(
+                update(Followup)
+                .where(Followup.status == FollowupStatus.FAILED)
+                .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            )
+        assert asyncio.run(retry_followups()) == {"due": 1, "ran": 0}
+        assert states()["verify_appointment"][1] == attempt
+    assert states()["verify_appointment"][0] is FollowupStatus.GAVE_UP
+    with practice() as session:
+        item = session.scalars(select(WorkItem).where(WorkItem.kind == "followup_failed")).one()
+    assert item.detail["followup"] == "verify_appointment"
