@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.page_headers import PRIVATE_PAGE_HEADERS
 from office.db import transaction
 from office.models import utcnow
 from office.reminders.links import (
@@ -37,16 +38,6 @@ from office.render import date_long, time_local
 from office.settings import Settings
 
 __all__ = ["link_router"]
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -147,7 +138,7 @@ def _page(title: str, body: str, language: str, status: int = 200) -> HTMLRespon
         "button{font-size:18px;padding:.6em 1.2em}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
-    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+    return HTMLResponse(document, status_code=status, headers=PRIVATE_PAGE_HEADERS)
 
 
 def _problem_page(

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from app.page_headers import PRIVATE_PAGE_HEADERS
 from office.db import transaction
 from office.models import ChecklistItem, ItemStatus, utcnow
 from office.onboarding import CompletionError, Evidence, complete_item
@@ -28,15 +29,6 @@ from office.settings import Settings
 
 __all__ = ["onboarding_link_router"]
 
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
-    ),
-}
 _ON_BOARD = {"certificate", "course_version"}
 
 
@@ -51,7 +43,7 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
         "button{font-size:18px;padding:.6em 1.2em}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
-    return HTMLResponse(document, status_code=status, headers=_HEADERS)
+    return HTMLResponse(document, status_code=status, headers=PRIVATE_PAGE_HEADERS)
 
 
 def _problem(text: str, status: int) -> HTMLResponse:

@@ -16,6 +16,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.page_headers import PRIVATE_PAGE_HEADERS
 from office.render import render
 from office.settings import Settings
 from office.staff_auth import SessionPolicy, SignedIn, check_csrf
@@ -41,18 +42,6 @@ MAX_FORM_BYTES = 16 * 1024
 # Starts `verify-appointment` for one visit (appointment id, idempotency key); returns the
 # flow run id, or raises when Prefect cannot be reached.
 Recheck = Callable[[int, str], Awaitable[str | None]]
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -124,7 +113,9 @@ def new_form_token() -> str:
 
 
 def page(template: str, status: int = 200, /, **context: object) -> HTMLResponse:
-    return HTMLResponse(render(f"board/{template}", **context), status, headers=_HEADERS)
+    return HTMLResponse(
+        render(f"board/{template}", **context), status, headers=PRIVATE_PAGE_HEADERS
+    )
 
 
 def refuse(status: int, message: str) -> HTMLResponse:
@@ -133,7 +124,7 @@ def refuse(status: int, message: str) -> HTMLResponse:
 
 
 def redirect(location: str) -> RedirectResponse:
-    return RedirectResponse(location, status_code=303, headers=_HEADERS)
+    return RedirectResponse(location, status_code=303, headers=PRIVATE_PAGE_HEADERS)
 
 
 def safe_return(target: str | None, default: str) -> str:

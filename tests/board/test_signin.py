@@ -182,3 +182,14 @@ async def test_a_one_time_link_sets_the_password_once(
     with factory() as session:
         assert session.get_one(StaffLogin, added.login_id).password_hash
     assert (await sign_in(client, "new@clinic.test")).status_code == 303
+
+
+async def test_board_pages_are_never_cached_framed_or_indexed(client: httpx.AsyncClient) -> None:
+    from app.page_headers import PRIVATE_PAGE_HEADERS
+
+    page = await client.get("/staff/login")
+    assert page.status_code == 200
+    for name, value in PRIVATE_PAGE_HEADERS.items():
+        assert page.headers[name] == value
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
