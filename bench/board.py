@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._database import fresh_database
 from bench._rounds import print_rounds
 
 BUDGET_MS = 200.0
@@ -80,10 +81,8 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def _measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    from sqlalchemy import text
 
-    from office.db import make_engine, make_sessionmaker, transaction
-    from office.migrate import upgrade
+    from office.db import make_sessionmaker, transaction
     from office.settings import Settings
     from tests.board.practice import (
         BILLING_KIND,
@@ -100,12 +99,7 @@ def _measure(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         secret_key="bench-link-secret-32-bytes-or-longer",  # type: ignore[arg-type]  # noqa: S106 - throwaway
         webhook_secret="bench-webhook-secret-32-bytes-or-longer",  # type: ignore[arg-type]  # noqa: S106
     )
-    engine = make_engine(settings.db_url)
-    if args.database_url:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
+    engine = fresh_database(settings.db_url)
     factory = make_sessionmaker(engine)
     started = time.perf_counter()
     with transaction(factory) as session:

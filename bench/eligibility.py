@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from bench._database import fresh_database
 from bench._rounds import bound_by, own_peak_rss_mb, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
@@ -89,7 +90,7 @@ def _measure(
     from office.settings import load_settings
 
     settings = load_settings(home=home / "warm-up", database_url=args.database_url)
-    engine = _database(settings.db_url)
+    engine = fresh_database(settings.db_url)
     use_office(settings, engine)
     # A long-running API server has served runs before; its first requests are slow
     # (lazy imports, cold SQLite pages). One run about no such appointment warms it.
@@ -152,7 +153,7 @@ def _round(
     from office.settings import load_settings
 
     settings = load_settings(home=home, database_url=args.database_url, practice_timezone=ZONE)
-    engine = _database(settings.db_url)
+    engine = fresh_database(settings.db_url)
     started = time.perf_counter()
     bodies = _seed(engine, args, clearinghouse, n)
     seed_s = time.perf_counter() - started
@@ -181,21 +182,6 @@ def _round(
 
 
 # --- the practice ---------------------------------------------------------------------------
-
-
-def _database(url: str) -> Engine:
-    from sqlalchemy import text
-
-    from office.db import make_engine
-    from office.migrate import upgrade
-
-    engine = make_engine(url)
-    if url.startswith("postgresql"):
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    return engine
 
 
 def _seed(engine: Engine, args: argparse.Namespace, clearinghouse: str, n: int) -> list[bytes]:

@@ -32,6 +32,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._database import fresh_database
 from bench._rounds import bound_by, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
@@ -142,21 +143,6 @@ def _settings(home: Path, database_url: str | None) -> Settings:
     return load_settings(home=home, database_url=database_url, mail_from="reminders@riverbend.test")
 
 
-def _database(settings: Settings) -> Any:
-    from sqlalchemy import text
-
-    from office.db import make_engine
-    from office.migrate import upgrade
-
-    engine = make_engine(settings.db_url)
-    if settings.db_url.startswith("postgresql"):
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    return engine
-
-
 def _fill(settings: Settings, corpus: list[tuple[str, bytes]]) -> list[Path]:
     from integrations.mailbox import deliver
 
@@ -178,7 +164,7 @@ def _flow(settings: Settings, fill: Any) -> tuple[float, float, dict[str, int]]:
     from flows.mail import route_mail
     from flows.runtime import use_office
 
-    engine = _database(settings)
+    engine = fresh_database(settings.db_url)
     try:
         use_office(settings, engine)
         name = settings.inbound_mailboxes[0].name

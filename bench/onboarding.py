@@ -27,6 +27,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from bench._database import fresh_database
+
 ROUNDS = 5
 DAY = date(2026, 12, 9)
 NOW = datetime(2026, 12, 9, 12, 45, tzinfo=UTC)  # 06:45 in Chicago, the schedule's time
@@ -72,22 +74,16 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
 
 
 def _measure(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    from sqlalchemy import select, text
+    from sqlalchemy import select
 
-    from office.db import make_engine, make_sessionmaker, transaction
-    from office.migrate import upgrade
+    from office.db import make_sessionmaker, transaction
     from office.models import ChecklistItem, ItemStatus
     from office.onboarding import FollowupPlan, follow_up, load_calendar
     from office.onboarding.directory import load_directory
     from tests.onboarding.practice import add_hires, seed_team
 
     url = args.database_url or f"sqlite:///{tmp / f'onboarding-{n}.db'}"
-    engine = make_engine(url)
-    if args.database_url:
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
+    engine = fresh_database(url)
     factory = make_sessionmaker(engine)
     started = time.perf_counter()
     with transaction(factory) as session:

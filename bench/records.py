@@ -35,6 +35,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._database import fresh_database
 from bench._rounds import bound_by, print_rounds
 
 if TYPE_CHECKING:
@@ -133,21 +134,6 @@ def csv_file(n: int) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def _database(url: str) -> Engine:
-    from sqlalchemy import text
-
-    from office.db import make_engine
-    from office.migrate import upgrade
-
-    engine = make_engine(url)
-    if url.startswith("postgresql"):
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    return engine
-
-
 def _practice(factory: sessionmaker[Session]) -> None:
     from office.db import transaction
     from office.practice import apply_practice, parse_practice
@@ -170,7 +156,7 @@ def _round(args: argparse.Namespace, body: bytes, home: Path) -> dict[str, float
     from office.models import AuditEntry, InboxStatus
 
     home.mkdir(parents=True)
-    engine = _database(_url(args, home))
+    engine = fresh_database(_url(args, home))
     try:
         factory = make_sessionmaker(engine)
         _practice(factory)
@@ -197,7 +183,7 @@ def _round(args: argparse.Namespace, body: bytes, home: Path) -> dict[str, float
         engine.dispose()
     bare_home = home / "bare"
     bare_home.mkdir()
-    engine = _database(_url(args, bare_home))
+    engine = fresh_database(_url(args, bare_home))
     try:
         _practice(make_sessionmaker(engine))
         cpu = time.process_time()
@@ -290,7 +276,7 @@ async def _mllp(args: argparse.Namespace, home: Path) -> float:
     from office.settings import load_settings
 
     url = _url(args, home)
-    engine = _database(url)
+    engine = fresh_database(url)
     settings = load_settings(
         home=home / "office",
         database_url=url,

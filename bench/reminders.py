@@ -37,13 +37,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench._database import fresh_database
 from bench._rounds import bound_by, own_peak_rss_mb, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-    from sqlalchemy import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from office.settings import Settings
@@ -166,7 +166,7 @@ def _round(
         smtp_port=sink.port,
         **extra,
     )
-    engine = _database(settings.db_url)
+    engine = fresh_database(settings.db_url)
     try:
         current = use_office(settings, engine)
         _seed(current.factory, n)
@@ -212,21 +212,6 @@ def _round(
         "warmup_s": warmup_s,
         "flow_rss_mb": flow_rss_mb,
     }
-
-
-def _database(url: str) -> Engine:
-    from sqlalchemy import text
-
-    from office.db import make_engine
-    from office.migrate import upgrade
-
-    engine = make_engine(url)
-    if url.startswith("postgresql"):
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    upgrade(engine)
-    return engine
 
 
 def _seed(factory: sessionmaker[Session], n: int) -> int:
