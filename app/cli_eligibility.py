@@ -8,9 +8,8 @@ needs neither the database nor Prefect. Flows are imported only when a command n
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -18,10 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app.cli_support import require_schema
+from app.cli_support import run_flow, settings_or_fail
 from office.eligibility.codes import AAA_REASONS, EB01_CODES, EB06_TIME_PERIODS
 from office.eligibility.types import EligibilityResult
-from office.settings import load_settings
 
 __all__ = ["eligibility_app"]
 
@@ -67,7 +65,7 @@ def run(
 
         return verify_eligibility(days_ahead=days_ahead, refresh_after_days=refresh_after_days)
 
-    _print_counts("Eligibility run", _run_flow(start))
+    _print_counts("Eligibility run", run_flow(settings_or_fail(), start))
 
 
 @eligibility_app.command("check")
@@ -85,7 +83,7 @@ def check(
 
         return verify_appointment(appointment_id)
 
-    counts = _run_flow(start)
+    counts = run_flow(settings_or_fail(), start)
     if not counts.get("due"):
         err.print(
             f"appointment {appointment_id} was not checked: not found, not booked, or no "
@@ -125,20 +123,6 @@ def parse(
 
 
 # --- running flows -------------------------------------------------------------------------------
-
-
-def _run_flow(start: Callable[[], Coroutine[Any, Any, dict[str, int]]]) -> dict[str, int]:
-    """Point the flows at this machine's settings and database, then run one to its end."""
-    from app.prefect_handoff import prefect_api
-    from flows.runtime import use_office
-    from office.db import make_engine
-
-    settings = load_settings()
-    engine = make_engine(settings.db_url)
-    require_schema(engine)
-    use_office(settings, engine)
-    with prefect_api(settings):
-        return asyncio.run(start())
 
 
 def _print_counts(title: str, counts: Mapping[str, int]) -> None:

@@ -16,7 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.cli_staff import staff_app
-from app.cli_support import command_group, console, database, fail, settings_or_fail
+from app.cli_support import (
+    command_group,
+    console,
+    database,
+    fail,
+    print_counts,
+    run_flow,
+    settings_or_fail,
+)
 from office.clock import as_utc
 from office.db import transaction
 from office.models import ClosedDay, Staff, StaffStatus, utcnow
@@ -196,22 +204,14 @@ def followup(
     ] = None,
 ) -> None:
     """Run the daily follow-up now, through the onboarding-followup flow."""
-    settings = settings_or_fail()
-    try:
-        settings.require_secret_key()
-    except SettingsError as exc:
-        fail(str(exc))
-    from app.prefect_handoff import prefect_api
     from flows.onboarding import onboarding_followup
-    from flows.runtime import use_office
 
-    use_office(settings)
-    with prefect_api(settings):
-        counts = asyncio.run(onboarding_followup(now=as_utc(now, "UTC") if now else None))
-    table = Table("what", "count", title="Onboarding follow-up")
-    for name, value in counts.items():
-        table.add_row(name, str(value))
-    console().print(table)
+    counts = run_flow(
+        settings_or_fail(),
+        lambda: onboarding_followup(now=as_utc(now, "UTC") if now else None),
+        needs_secret_key=True,
+    )
+    print_counts("Onboarding follow-up", counts)
 
 
 # --- closed days -----------------------------------------------------------------------------

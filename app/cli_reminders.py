@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from app.cli_support import command_group, console, database, fail, settings_or_fail
+from app.cli_support import (
+    command_group,
+    console,
+    database,
+    print_counts,
+    run_flow,
+    settings_or_fail,
+)
 from office.clock import as_utc
-from office.settings import SettingsError
 
 __all__ = ["reminders_app"]
 
@@ -28,22 +33,14 @@ def run(
     ] = None,
 ) -> None:
     """Send every reminder and notice that is due, through the send-reminders flow."""
-    settings = settings_or_fail()
-    try:
-        settings.require_secret_key()
-    except SettingsError as exc:
-        fail(str(exc))
-    from app.prefect_handoff import prefect_api
     from flows.reminders import send_reminders
-    from flows.runtime import use_office
 
-    use_office(settings)
-    with prefect_api(settings):
-        counts = asyncio.run(send_reminders(now=as_utc(now, "UTC") if now else None))
-    table = Table("what", "count", title="Reminder run")
-    for name, value in counts.items():
-        table.add_row(name, str(value))
-    console().print(table)
+    counts = run_flow(
+        settings_or_fail(),
+        lambda: send_reminders(now=as_utc(now, "UTC") if now else None),
+        needs_secret_key=True,
+    )
+    print_counts("Reminder run", counts)
 
 
 @reminders_app.command("preview")

@@ -7,19 +7,30 @@ refuses a schema that is not at the latest migration.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import make_engine, make_sessionmaker
 from office.settings import Settings, SettingsError, load_settings
 
-__all__ = ["command_group", "console", "database", "fail", "require_schema", "settings_or_fail"]
+__all__ = [
+    "command_group",
+    "console",
+    "database",
+    "fail",
+    "print_counts",
+    "require_schema",
+    "run_flow",
+    "settings_or_fail",
+]
 
 SCHEMA_NOT_CURRENT = "the database is not up to date: run `office db upgrade` first"
 
@@ -69,3 +80,38 @@ def require_schema(bind: Engine) -> None:
 
     if current_revision(bind) != head_revision():
         fail(SCHEMA_NOT_CURRENT)
+
+
+def run_flow(
+    settings: Settings,
+    start: Callable[[], Coroutine[Any, Any, dict[str, int]]],
+    *,
+    needs_secret_key: bool = False,
+) -> dict[str, int]:
+    """Run one flow to its end, now, against this machine's settings and database, through
+    the Prefect API this home has (office serve's, or one started for the command)."""
+    from app.prefect_handoff import prefect_api
+    from flows.runtime import use_office
+
+    if needs_secret_key:
+        try:
+            settings.require_secret_key()
+        except SettingsError as exc:
+            fail(str(exc))
+    engine = make_engine(settings.db_url)
+    try:
+        require_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    use_office(settings, engine)
+    with prefect_api(settings):
+        return asyncio.run(start())
+
+
+def print_counts(title: str, counts: Mapping[str, int]) -> None:
+    """A flow's counts as a two-column table."""
+    table = Table("what", "count", title=title)
+    for name, value in counts.items():
+        table.add_row(name, str(value))
+    console().print(table)
