@@ -12,66 +12,42 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.cli_support import require_schema
-from office.db import make_engine, make_sessionmaker, transaction
-from office.settings import Settings, SettingsError, load_settings
+from app.cli_support import command_group, console, database, fail, settings_or_fail
+from office.db import transaction
 
 if TYPE_CHECKING:
     from office.records.review import ReviewDecision
 
 __all__ = ["practice_app", "records_app"]
 
-practice_app = typer.Typer(
-    help="The practice itself: clinics, providers, payers, appointment types, staff.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+practice_app = command_group(
+    "The practice itself: clinics, providers, payers, appointment types, staff."
 )
-records_app = typer.Typer(
-    help="Patient records in (CSV, FHIR) and the changes waiting for staff review.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+records_app = command_group(
+    "Patient records in (CSV, FHIR) and the changes waiting for staff review."
 )
 
 # Larger files are refused before they are read: split them.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
-def _fail(message: str) -> NoReturn:
-    Console(stderr=True, highlight=False).print(f"error: {message}", markup=False)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        _fail(str(exc))
-
-
 @contextmanager
 def _database() -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(_settings().db_url)
-    try:
-        require_schema(engine)
-        yield make_sessionmaker(engine)
-    finally:
-        engine.dispose()
+    with database(settings_or_fail()) as factory:
+        yield factory
 
 
 def _read(path: Path) -> bytes:
     if not path.is_file():
-        _fail(f"{path} is not a file")
+        fail(f"{path} is not a file")
     if path.stat().st_size > MAX_FILE_BYTES:
-        _fail(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it")
+        fail(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: split it")
     return path.read_bytes()
 
 
@@ -91,17 +67,17 @@ def import_file(factory: sessionmaker[Session], path: Path, content_type: str) -
         )
         item_id = item.id
     result = process_item(factory, item_id)
-    console = Console(highlight=False)
+    out = console()
     if result.reason:
-        _fail(f"{path.name} (inbox item {item_id}) rejected: {result.reason}")
+        fail(f"{path.name} (inbox item {item_id}) rejected: {result.reason}")
     if result.outcome is None:
         note = "stored" if new else "already stored"
-        console.print(f"{path.name}: {note} as inbox item {item_id}, already applied")
+        out.print(f"{path.name}: {note} as inbox item {item_id}, already applied")
         return
     table = Table("what", "count", title=f"{path.name} (inbox item {item_id})")
     for label, count in result.outcome.counts:
         table.add_row(label.replace("_", " "), str(count))
-    console.print(table if result.outcome.counts else f"{path.name}: nothing to change")
+    out.print(table if result.outcome.counts else f"{path.name}: nothing to change")
 
 
 @practice_app.command("import")
@@ -133,12 +109,9 @@ def records_import(
 
 # --- review -----------------------------------------------------------------------------------
 
-review_app = typer.Typer(
-    help="Record changes waiting for a person: possible duplicates, patients' own edits of "
-    "reviewed fields, stale updates, merges.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+review_app = command_group(
+    "Record changes waiting for a person: possible duplicates, patients' own edits of "
+    "reviewed fields, stale updates, merges."
 )
 records_app.add_typer(review_app, name="review")
 
@@ -166,7 +139,7 @@ def review_list(
                 review.source,
                 review.created_at.strftime("%Y-%m-%d %H:%M UTC"),
             )
-    Console(highlight=False).print(table if reviews else "no record reviews waiting")
+    console().print(table if reviews else "no record reviews waiting")
 
 
 @review_app.command("show")
@@ -174,12 +147,12 @@ def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) ->
     """One review: the current and proposed values side by side, and candidates' scores."""
     from office.models import Patient, RecordReview
 
-    console = Console(highlight=False)
+    out = console()
     with _database() as factory, factory() as session:
         review = session.get(RecordReview, review_id)
         if review is None:
-            _fail(f"review {review_id} does not exist")
-        console.print(
+            fail(f"review {review_id} does not exist")
+        out.print(
             f"review {review.id}: {review.kind}, {review.status.value}, patient "
             f"{review.patient_id or '-'}, from {review.source} ({review.submitter})"
         )
@@ -190,7 +163,7 @@ def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) ->
             if name in {"mrn", "identifiers", "expected_version", "occurred_at"}:
                 continue
             diff.add_row(name, _show(review.current.get(name)), _show(proposed.get(name)))
-        console.print(diff)
+        out.print(diff)
         if review.candidates:
             table = Table("patient", "MRN", "name", "born", "score", "why", title="Candidates")
             for candidate in review.candidates:
@@ -204,7 +177,7 @@ def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) ->
                     str(candidate.get("total", candidate.get("role", ""))),
                     ", ".join(f"{k} {v}" for k, v in parts.items()),
                 )
-            console.print(table)
+            out.print(table)
 
 
 @review_app.command("approve")
@@ -250,9 +223,9 @@ def _decide(decide: Callable[[Session, datetime], ReviewDecision]) -> None:
                 calls = [FollowupCall("verify_appointment", v) for v in decision.reverify]
                 record_followups(session, None, calls, now=now)
         except ReviewError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     changed = f", changed: {', '.join(decision.changed)}" if decision.changed else ""
-    Console(highlight=False).print(
+    console().print(
         f"review {decision.review_id} {decision.status.value}; patient "
         f"{decision.patient_id or '-'}{changed}"
     )
