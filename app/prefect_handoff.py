@@ -8,6 +8,7 @@ of our own is `app.prefect_server`'s job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
@@ -83,7 +84,17 @@ def prefect_api(
             with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
                 yield server
         finally:
+            _drain_run_logs()
             os.environ.pop("PREFECT_API_URL", None)
+
+
+def _drain_run_logs() -> None:
+    """Send the runs' queued log lines while the server still answers: left for Prefect's
+    exit hook, they meet a stopped server and it prints "Error logging to API"."""
+    from prefect.logging.handlers import APILogWorker
+
+    with contextlib.suppress(Exception):
+        APILogWorker.drain_all(timeout=5)
 
 
 async def dispatch_inbox(inbox_id: int, key: str) -> str | None:
