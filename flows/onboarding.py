@@ -38,6 +38,7 @@ from office.onboarding import (
 )
 from office.onboarding.directory import load_directory
 from office.onboarding.mailing import composers
+from office.onboarding.staffing import start_arrivals
 from office.onboarding.views import progress
 
 __all__ = [
@@ -132,16 +133,18 @@ async def send_onboarding_mail(now: datetime) -> dict[str, int]:
 
 @task(name="follow-up-checklists", cache_policy=NO_CACHE, persist_result=False)
 def follow_up_checklists(now: datetime) -> dict[str, int]:
-    """Decide every open item's reminder, escalation, release or renewal; counts."""
+    """Start the hires whose first day has come, then decide every open item's reminder,
+    escalation, release or renewal; counts."""
     current = office()
     with transaction(current.factory) as session:
+        started = start_arrivals(session, today=_today(now))
         tally = follow_up(
             session,
             FollowupPlan(today=_today(now), now=now),
             load_calendar(session),
             load_directory(session),
         )
-    return tally.to_dict()
+    return {**tally.to_dict(), "staff_started": started}
 
 
 @task(name="count-checklist-progress", cache_policy=NO_CACHE, persist_result=False)
