@@ -30,6 +30,7 @@ from office.models import (
     Base,
     Location,
     Patient,
+    Payer,
     Practice,
     Provider,
     Staff,
@@ -101,6 +102,7 @@ def run_demo(
                 checklists = seed_onboarding(
                     session, now=now, zone=settings.practice_timezone, home=settings.home
                 )
+            _receive_sample_hl7(factory, now)
         if now != real:
             window = Policy().window
             console.print(
@@ -227,6 +229,34 @@ def _name_role_leads(session: Session) -> None:
         ).first()
         if first is not None:
             first.role_lead = True
+
+
+def _receive_sample_hl7(factory: sessionmaker[Session], now: datetime) -> None:
+    """A registration, an update and a booking as the practice-management system sends them
+    over MLLP, each stored as the HL7 listener stores it; the intake applies them in order
+    (the demo's intake step, or `office serve`'s sweeper after `--seed-only`)."""
+    from integrations.hl7.listener import receive
+    from integrations.hl7.samples import SampleCoverage, demo_messages
+
+    with factory() as session:
+        appointment = session.scalars(select(Appointment).order_by(Appointment.id)).first()
+        provider = session.scalars(select(Provider).order_by(Provider.id)).first()
+        location = session.scalars(select(Location).order_by(Location.id)).first()
+        kind = session.scalars(select(AppointmentType).order_by(AppointmentType.id)).first()
+        payer = session.scalars(select(Payer).order_by(Payer.id)).first()
+    if not (appointment and provider and location and kind and payer):
+        return
+    start = (appointment.start_at + timedelta(days=1)).replace(hour=16, minute=0)
+    cover = SampleCoverage(payer_code=payer.payer_code, payer_name=payer.name)
+    for message in demo_messages(
+        now=now,
+        appointment_start=start,
+        provider_npi=provider.npi,
+        location=location.name,
+        appointment_type=kind.code,
+        coverage=cover,
+    ):
+        receive(factory, message, now=now)
 
 
 def _store_sample_webhooks(session: Session) -> None:

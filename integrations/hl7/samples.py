@@ -168,13 +168,15 @@ def demo_messages(
     provider_npi: str,
     location: str,
     appointment_type: str,
+    coverage: SampleCoverage | None = None,
 ) -> list[bytes]:
     """What the demo sends over MLLP: a registration (A04), an update to it (A08) and a
-    booking for the same patient (S12), in that order."""
+    booking for the same patient (S12), in that order; `coverage` names one of the
+    practice's payers."""
     patient = SamplePatient(
         mrn="MRN-HL7-1", family="Lindqvist", given="Noor", birth_date=date(1979, 3, 14)
     )
-    cover = SampleCoverage()
+    cover = coverage or SampleCoverage()
     moved = SamplePatient(
         mrn=patient.mrn,
         family=patient.family,
