@@ -77,7 +77,11 @@ def test_each_lead_gets_one_digest_a_day_with_counts_and_the_chart(
     sent = asyncio.run(send_digest_mail.fn(NOW))
     assert sent == {f"{DIGEST_KIND}:sent": 3}
     with factory() as session:
-        rows = session.scalars(select(OutboxItem).where(OutboxItem.kind == DIGEST_KIND)).all()
+        rows = session.scalars(
+            select(OutboxItem).where(OutboxItem.kind == DIGEST_KIND).order_by(OutboxItem.id)
+        ).all()
+        # In the order they were queued (an unordered read of updated rows has no order on
+        # PostgreSQL: each UPDATE writes the row anew).
         assert [(r.status, r.idempotency_key) for r in rows] == [
             (OutboxStatus.SENT, f"{DIGEST_KIND}:2026-12-01:{staff}")
             for staff in (clinic.manager, clinic.front_desk, clinic.billing)
