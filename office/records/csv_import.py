@@ -28,6 +28,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from office.clock import chunks
+from office.collector import collector_paused
 from office.followups.ledger import FollowupCall
 from office.intake import IntakeRejected, Outcome
 from office.models import InboxItem, InboxStatus
@@ -231,8 +232,11 @@ def import_file(session: Session, item: InboxItem, *, now: datetime) -> Outcome:
     calls: list[FollowupCall] = []
     rejected: list[tuple[int, dict[str, str], str]] = []
     numbered = list(enumerate(rows, start=1))
-    for chunk in chunks(numbered, _CHUNK):
-        calls.extend(_apply_chunk(session, item, chunk, now=now, counts=counts, rejected=rejected))
+    with collector_paused():
+        for chunk in chunks(numbered, _CHUNK):
+            calls.extend(
+                _apply_chunk(session, item, chunk, now=now, counts=counts, rejected=rejected)
+            )
     _store_rejected(session, f"row:{name}", rejected, now)
     return Outcome("inbox", item.id, (), tuple(dict.fromkeys(calls)), tuple(counts.items()))
 
