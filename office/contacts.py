@@ -56,11 +56,21 @@ class RecipientError(ValueError):
 
 
 def _control(text: str) -> bool:
-    # Cc (C0/C1 and DEL), Cf (zero-width, bidi overrides) and the Unicode line breaks.
+    # Cc (C0/C1 and DEL), Cf (zero-width, bidi overrides) and the Unicode line breaks. A
+    # printable string has none of them (str.isprintable refuses every "Other" and
+    # "Separator" character but the ASCII space), and asking costs one C call, not one
+    # per character: every imported phone and email goes through here.
+    if text.isprintable():
+        return False
     return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in text)
 
 
 def _shape(text: str) -> str | None:
+    if text.isprintable():
+        # No control character, and the only white space it can hold is the ASCII space.
+        if " " in text or not _SEPARATORS.isdisjoint(text):
+            return LIST_SEPARATOR
+        return None
     if _control(text):
         return CONTROL_CHARACTER
     if any(char in _SEPARATORS or char.isspace() for char in text):
@@ -76,7 +86,7 @@ def typed_problem(text: str) -> str | None:
     """
     if _control(text):
         return CONTROL_CHARACTER
-    if any(char in _SEPARATORS for char in text):
+    if not _SEPARATORS.isdisjoint(text):
         return LIST_SEPARATOR
     return None
 

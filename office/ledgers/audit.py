@@ -56,7 +56,12 @@ class Change(NamedTuple):
     source: str
 
 
-def record_changes(session: Session, changes: Iterable[Change], *, at: datetime) -> int:
+def record_changes(
+    session: Session,
+    changes: Iterable[tuple[str, int, str, object, object, str, str]],
+    *,
+    at: datetime,
+) -> int:
     """Many audit entries at once (a file import's hundred thousand); returns how many.
 
     Written through the driver (COPY on PostgreSQL, executemany on SQLite) with each
@@ -67,8 +72,18 @@ def record_changes(session: Session, changes: Iterable[Change], *, at: datetime)
     dialect = connection.dialect
     processor = AuditEntry.__table__.c.at.type.dialect_impl(dialect).bind_processor(dialect)
     stamp = processor(at) if processor is not None else at
+    # `Change`s or plain tuples of the same fields; None and text are stored as they are.
     rows = [
-        (entity, entity_id, field, _text(before), _text(after), actor[:80], source[:80], stamp)
+        (
+            entity,
+            entity_id,
+            field,
+            before if before is None or before.__class__ is str else _text(before),
+            after if after is None or after.__class__ is str else _text(after),
+            actor[:80],
+            source[:80],
+            stamp,
+        )
         for entity, entity_id, field, before, after, actor, source in changes
     ]
     if not rows:

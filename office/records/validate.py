@@ -165,8 +165,12 @@ def check_batch(
 
 def is_medicare(coverage: CoverageUpdate, mbi_payers: Collection[str] = ()) -> bool:
     """Whether the coverage's member id must be an MBI."""
-    code = (coverage.payer_code or "").upper()
-    name = (coverage.payer_name or "").lower()
+    return _medicare(coverage.payer_code, coverage.payer_name, mbi_payers)
+
+
+def _medicare(payer_code: str | None, payer_name: str | None, mbi_payers: Collection[str]) -> bool:
+    code = (payer_code or "").upper()
+    name = (payer_name or "").lower()
     return code in mbi_payers or "medicare" in name or code == "MEDICARE"
 
 
@@ -271,10 +275,7 @@ def _check_coverage(
             report(name, message)
         values[name] = fixed
     member = values.get("member_id")
-    if isinstance(member, str) and is_medicare(
-        dataclasses.replace(coverage, payer_code=payer_code, payer_name=payer_name),
-        context.mbi_payers,
-    ):
+    if isinstance(member, str) and _medicare(payer_code, payer_name, context.mbi_payers):
         mbi = member.replace("-", "").replace(" ", "").upper()
         if MBI_PATTERN.fullmatch(mbi) is None:
             report("member_id", "not a Medicare Beneficiary Identifier (MBI)")

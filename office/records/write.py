@@ -17,7 +17,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from office.clock import chunks
-from office.ledgers.audit import Change, record_changes
+from office.ledgers.audit import record_changes
 from office.ledgers.work import WorkNeeded, open_work_items
 from office.models import (
     Appointment,
@@ -67,7 +67,7 @@ def write_buffer(session: Session, buffer: Buffer, *, now: datetime) -> dict[int
     record_changes(
         session,
         (
-            Change(entity, _id(target), name, before, after, actor, source)
+            (entity, _id(target), name, before, after, actor, source)
             for target, entity, name, before, after, actor, source in buffer.audit
         ),
         at=now,
