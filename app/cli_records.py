@@ -7,7 +7,6 @@ the same bytes again finds them stored and applied, and changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -53,18 +52,11 @@ def _read(path: Path) -> bytes:
 
 def import_file(factory: sessionmaker[Session], path: Path, content_type: str) -> None:
     """Store the file, process it, print what it did (counts and ids only)."""
-    from office.intake import process_item
-    from office.ledgers import store_inbound
+    from office.intake import process_item, store_file
 
     body = _read(path)
     with transaction(factory) as session:
-        item, new = store_inbound(
-            session,
-            source=f"file:{path.name[:60]}",
-            key=hashlib.sha256(body).hexdigest(),
-            body=body,
-            content_type=content_type,
-        )
+        item, new = store_file(session, path.name, body, content_type)
         item_id = item.id
     result = process_item(factory, item_id)
     out = console()

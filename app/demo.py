@@ -17,7 +17,8 @@ from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.board.demo_logins import add_demo_logins
-from app.demo_data import DEMO_PRACTICE, LOCATIONS, seed_practice
+from app.demo_data import DEMO_PRACTICE, LOCATIONS
+from app.demo_import import seed_practice
 from app.demo_onboarding import print_checklists, seed_onboarding
 from office.db import make_engine, make_sessionmaker, transaction
 from office.home import make_private_dir
@@ -33,13 +34,12 @@ from office.models import (
     Payer,
     Practice,
     Provider,
-    Staff,
     utcnow,
 )
 from office.reminders.policy import Policy
 from office.settings import Settings, SettingsError, ensure_secrets
 from office.status import collect_status
-from office.workqueue.kinds import KINDS, kind_of
+from office.workqueue.kinds import kind_of
 
 __all__ = ["DemoError", "FlowReport", "Timings", "run_demo"]
 
@@ -95,9 +95,9 @@ def run_demo(
             real = utcnow().replace(second=0, microsecond=0)
             now = demo_clock(real)
             with transaction(factory) as session:
-                counts = seed_practice(session, seed=seed, now=now)
-                _name_role_leads(session)
                 _mark_demo_practice(session)
+            counts = seed_practice(factory, settings.home, seed=seed, now=now)
+            with transaction(factory) as session:
                 _store_sample_webhooks(session)
                 checklists = seed_onboarding(
                     session, now=now, zone=settings.practice_timezone, home=settings.home
@@ -209,7 +209,11 @@ def _is_the_demos(session: Session) -> bool:
 
 
 def _mark_demo_practice(session: Session) -> None:
-    practice = session.scalars(select(Practice).where(Practice.name == DEMO_PRACTICE)).one()
+    """The demo's practice, named and marked before anything is imported into it (the practice
+    file then fills it in): a demo stopped half-way leaves a database the next one rebuilds."""
+    practice = Practice(name=DEMO_PRACTICE)
+    session.add(practice)
+    session.flush()
     record_change(
         session,
         practice,
@@ -219,16 +223,6 @@ def _mark_demo_practice(session: Session) -> None:
         actor=DEMO_MARK["actor"],
         source="office demo",
     )
-
-
-def _name_role_leads(session: Session) -> None:
-    """The first staff member of each role that owns work items leads it: gets its digest."""
-    for role in sorted({kind.role for kind in KINDS}):
-        first = session.scalars(
-            select(Staff).where(Staff.role == role).order_by(Staff.id).limit(1)
-        ).first()
-        if first is not None:
-            first.role_lead = True
 
 
 def _receive_sample_hl7(factory: sessionmaker[Session], now: datetime) -> None:

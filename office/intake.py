@@ -6,6 +6,7 @@ rejected with its reason and kept, so it can be replayed once the cause is fixed
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import transaction
 from office.followups.ledger import FollowupCall, record_followups
-from office.ledgers import mark_processed, reject, start_attempt
+from office.ledgers import mark_processed, reject, start_attempt, store_inbound
 from office.models import InboxItem, InboxStatus, utcnow
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "due_for_sweep",
     "handler_name",
     "process_item",
+    "store_file",
 ]
 
 
@@ -120,6 +122,21 @@ FILE_KINDS: dict[str, str] = {
     "application/yaml": "practice-yaml",
     "application/fhir+json": "fhir",
 }
+
+
+def store_file(
+    session: Session, name: str, body: bytes, content_type: str
+) -> tuple[InboxItem, bool]:
+    """A file brought in by hand, stored whole before anything reads it (source
+    "file:<name>", keyed by its SHA-256: the same bytes again are the same item); True when
+    it is new. Its handler is chosen by `content_type` (FILE_KINDS)."""
+    return store_inbound(
+        session,
+        source=f"file:{name[:60]}",
+        key=hashlib.sha256(body).hexdigest(),
+        body=body,
+        content_type=content_type,
+    )
 
 
 def handler_name(item: InboxItem) -> str:

@@ -28,8 +28,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from app.demo import demo_clock
-from app.demo_data import seed_practice
-from office.db import make_engine, make_sessionmaker, transaction
+from app.demo_import import seed_practice
+from office.db import make_engine, make_sessionmaker
 from office.migrate import upgrade
 from office.models import Channel, CheckStatus, EligibilityCheck, OutboxItem, OutboxStatus
 from testkit.smtp_sink import Sink, start_sink
@@ -164,8 +164,7 @@ def test_deploy_two_workers_and_each_reminder_once(tmp_path: Path) -> None:
     upgrade(engine)
     factory = make_sessionmaker(engine)
     now = demo_clock(datetime.now(UTC).replace(second=0, microsecond=0))
-    with transaction(factory) as session:
-        seed_practice(session, now=now, patients=60, appointments=120)
+    seed_practice(factory, tmp_path / "home", now=now, patients=60, appointments=120)
 
     with ExitStack() as stack:
         stack.callback(engine.dispose)

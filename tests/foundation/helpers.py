@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from app.demo_data import seed_practice
+from app.demo_import import seed_practice
 from office.signing import sign_webhook
 
 WEBHOOK_SECRET = "test-webhook-secret-32-bytes-or-longer"  # as in tests/conftest.py
@@ -32,8 +33,9 @@ def signed_headers(
     return headers
 
 
-def seed_small(session: Session) -> None:
-    seed_practice(session, seed=7, now=NOW, patients=20, appointments=30)
+def seed_small(factory: sessionmaker[Session], home: Path) -> None:
+    """A small demo practice, imported as the demo imports its own (files under `home`)."""
+    seed_practice(factory, home, seed=7, now=NOW, patients=20, appointments=30)
 
 
 def booking(**fields: object) -> bytes:

@@ -22,6 +22,8 @@ from app.demo import demo_clock
 from office.db import make_engine, make_sessionmaker
 from office.models import (
     Appointment,
+    InboxItem,
+    InboxStatus,
     Location,
     MailMessage,
     MailStatus,
@@ -272,7 +274,32 @@ def test_demo_rebuilds_what_it_built_itself(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{home / 'office.db'}")
     with make_sessionmaker(engine)() as session:
         assert session.scalar(select(func.count()).select_from(Patient)) == 220
+        stored = session.execute(
+            select(InboxItem.source, InboxItem.status)
+            .where(InboxItem.source.like("file:%") | InboxItem.source.like("row:%"))
+            .order_by(InboxItem.id)
+        ).all()
     engine.dispose()
+    # The practice and its patients came in as files, through the inbox, every row applied.
+    files = ["practice-a-week-ago.yaml", "practice.yaml", "patients.csv"]
+    assert stored == [(f"file:{name}", InboxStatus.PROCESSED) for name in files]
+    assert sorted(path.name for path in (home / "demo").iterdir()) == sorted(files)
+
+
+def test_the_demo_data_is_the_same_for_a_seed_and_each_patient_is_distinct() -> None:
+    from datetime import UTC, datetime
+
+    from app.demo_data import build_demo
+
+    now = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
+    data = build_demo(now=now)
+    assert data == build_demo(now=now)
+    assert data != build_demo(seed=7, now=now)
+    phones = [row["phone"] for row in data.patients if "phone" in row]
+    emails = [row["email"] for row in data.patients if "email" in row]
+    assert len(set(phones)) == len(phones) > 150
+    assert len(set(emails)) == len(emails) > 150
+    assert all(e.endswith("@example.com") for e in emails)
 
 
 def test_the_demo_home_holds_nothing_other_users_can_read(tmp_path: Path) -> None:

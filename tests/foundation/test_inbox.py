@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -31,9 +32,8 @@ from tests.foundation.helpers import EVENT_AT, NOW, booking, seed_small
 
 
 @pytest.fixture
-def seeded(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with transaction(factory) as session:
-        seed_small(session)
+def seeded(factory: sessionmaker[Session], tmp_path: Path) -> sessionmaker[Session]:
+    seed_small(factory, tmp_path)
     return factory
 
 

@@ -3,22 +3,22 @@ applied by the intake in order: the patient registered, updated, and booked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.demo import _receive_sample_hl7
-from app.demo_data import seed_practice
-from office.db import transaction
+from app.demo_import import seed_practice
 from office.intake import process_item
 from office.models import Appointment, InboxItem, InboxStatus, Patient
 from tests.records.conftest import NOW
 
 
 def test_the_demo_registers_updates_and_books_a_patient_over_hl7(
-    factory: sessionmaker[Session],
+    factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    with transaction(factory) as session:
-        seed_practice(session, seed=7, now=NOW, patients=20, appointments=30)
+    seed_practice(factory, tmp_path, seed=7, now=NOW, patients=20, appointments=30)
     _receive_sample_hl7(factory, NOW)
     with factory() as session:
         ids = session.scalars(
