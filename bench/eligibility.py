@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from bench._database import fresh_database
+from bench._database import fresh_database, in_child
 from bench._rounds import bound_by, own_peak_rss_mb, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
@@ -155,7 +155,7 @@ def _round(
     settings = load_settings(home=home, database_url=args.database_url, practice_timezone=ZONE)
     engine = fresh_database(settings.db_url)
     started = time.perf_counter()
-    bodies = _seed(engine, args, clearinghouse, n)
+    bodies = in_child(_seed_database, settings.db_url, args, clearinghouse, n)
     seed_s = time.perf_counter() - started
     cpu, started = time.process_time(), time.perf_counter()
     asyncio.run(_bare(clearinghouse, bodies, args.concurrency, pooled=True))
@@ -182,6 +182,17 @@ def _round(
 
 
 # --- the practice ---------------------------------------------------------------------------
+
+
+def _seed_database(url: str, args: argparse.Namespace, clearinghouse: str, n: int) -> list[bytes]:
+    """`_seed` on its own engine (run in a child process: see `in_child`)."""
+    from office.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        return _seed(engine, args, clearinghouse, n)
+    finally:
+        engine.dispose()
 
 
 def _seed(engine: Engine, args: argparse.Namespace, clearinghouse: str, n: int) -> list[bytes]:

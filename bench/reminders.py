@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench._database import fresh_database
+from bench._database import fresh_database, in_child
 from bench._rounds import bound_by, own_peak_rss_mb, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
@@ -169,7 +169,7 @@ def _round(
     engine = fresh_database(settings.db_url)
     try:
         current = use_office(settings, engine)
-        _seed(current.factory, n)
+        in_child(_seed_database, settings.db_url, n)
 
         started = time.perf_counter()
         idle = asyncio.run(send_reminders(now=NOW - timedelta(days=3)))
@@ -212,6 +212,17 @@ def _round(
         "warmup_s": warmup_s,
         "flow_rss_mb": flow_rss_mb,
     }
+
+
+def _seed_database(url: str, n: int) -> int:
+    """`_seed` on its own engine (run in a child process: see `in_child`)."""
+    from office.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url)
+    try:
+        return _seed(make_sessionmaker(engine), n)
+    finally:
+        engine.dispose()
 
 
 def _seed(factory: sessionmaker[Session], n: int) -> int:
