@@ -7,11 +7,10 @@ the same bytes again finds them stored and applied, and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -19,9 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.cli_support import command_group, console, database, fail, settings_or_fail
 from office.db import transaction
-
-if TYPE_CHECKING:
-    from office.records.review import ReviewDecision
 
 __all__ = ["practice_app", "records_app"]
 
@@ -137,7 +133,8 @@ def review_list(
 @review_app.command("show")
 def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) -> None:
     """One review: the current and proposed values side by side, and candidates' scores."""
-    from office.models import Patient, RecordReview
+    from office.models import RecordReview
+    from office.records.review import candidate_lines, change_lines
 
     out = console()
     with _database() as factory, factory() as session:
@@ -148,27 +145,15 @@ def review_show(review_id: Annotated[int, typer.Argument(help="Review id.")]) ->
             f"review {review.id}: {review.kind}, {review.status.value}, patient "
             f"{review.patient_id or '-'}, from {review.source} ({review.submitter})"
         )
-        proposed = _flat(review.proposed)
-        names = list(dict.fromkeys([*map(str, review.fields), *proposed]))
         diff = Table("field", "on file", "proposed", title="Change")
-        for name in names:
-            if name in {"mrn", "identifiers", "expected_version", "occurred_at"}:
-                continue
-            diff.add_row(name, _show(review.current.get(name)), _show(proposed.get(name)))
+        for line in change_lines(review):
+            diff.add_row(line.field, line.on_file, line.proposed)
         out.print(diff)
-        if review.candidates:
+        candidates = candidate_lines(session, review)
+        if candidates:
             table = Table("patient", "MRN", "name", "born", "score", "why", title="Candidates")
-            for candidate in review.candidates:
-                patient = session.get(Patient, candidate.get("patient_id"))
-                parts = candidate.get("parts") or {}
-                table.add_row(
-                    str(candidate.get("patient_id")),
-                    patient.mrn if patient else "",
-                    f"{patient.first_name} {patient.last_name}" if patient else "",
-                    str(patient.date_of_birth) if patient else "",
-                    str(candidate.get("total", candidate.get("role", ""))),
-                    ", ".join(f"{k} {v}" for k, v in parts.items()),
-                )
+            for c in candidates:
+                table.add_row(str(c.patient_id), c.mrn, c.name, c.born, c.score, c.why)
             out.print(table)
 
 
@@ -182,11 +167,7 @@ def review_approve(
     note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
 ) -> None:
     """Apply the held change (a possible duplicate: it is that patient)."""
-    from office.records.review import approve_review
-
-    _decide(
-        lambda s, now: approve_review(s, review_id, by=by, now=now, patient_id=patient, note=note)
-    )
+    _decide(review_id, approve=True, by=by, patient_id=patient, note=note)
 
 
 @review_app.command("reject")
@@ -196,24 +177,32 @@ def review_reject(
     note: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
 ) -> None:
     """Drop the held change (a possible duplicate: not a duplicate, a new patient)."""
-    from office.records.review import reject_review
-
-    _decide(lambda s, now: reject_review(s, review_id, by=by, now=now, note=note))
+    _decide(review_id, approve=False, by=by, note=note)
 
 
-def _decide(decide: Callable[[Session, datetime], ReviewDecision]) -> None:
-    from office.followups.ledger import FollowupCall, record_followups
+def _decide(
+    review_id: int,
+    *,
+    approve: bool,
+    by: str,
+    patient_id: int | None = None,
+    note: str | None = None,
+) -> None:
     from office.models import utcnow
-    from office.records.review import ReviewError
+    from office.records.review import ReviewError, decide_review
 
     with _database() as factory:
-        now = utcnow()
         try:
             with transaction(factory) as session:
-                decision = decide(session, now)
-                # A coverage the person approved re-checks the upcoming visits, as follow-ups.
-                calls = [FollowupCall("verify_appointment", v) for v in decision.reverify]
-                record_followups(session, None, calls, now=now)
+                decision = decide_review(
+                    session,
+                    review_id,
+                    approve=approve,
+                    by=by,
+                    now=utcnow(),
+                    patient_id=patient_id,
+                    note=note,
+                )
         except ReviewError as exc:
             fail(str(exc))
     changed = f", changed: {', '.join(decision.changed)}" if decision.changed else ""
@@ -221,22 +210,3 @@ def _decide(decide: Callable[[Session, datetime], ReviewDecision]) -> None:
         f"review {decision.review_id} {decision.status.value}; patient "
         f"{decision.patient_id or '-'}{changed}"
     )
-
-
-def _flat(proposed: dict[str, Any]) -> dict[str, Any]:
-    """The proposed update's fields, its coverages as "coverage N.field"."""
-    flat = {k: v for k, v in proposed.items() if k not in {"coverages", "consents"}}
-    for index, coverage in enumerate(proposed.get("coverages", []), start=1):
-        rank = coverage.get("rank", index)
-        for name, value in coverage.items():
-            if name != "rank":
-                flat[f"coverage {rank}.{name}"] = value
-    return flat
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict) and value.get("clear") is True:
-        return "(delete)"
-    return str(value)

@@ -13,6 +13,7 @@ from app.board.actions import add_action_routes
 from app.board.mail_page import add_mail_routes
 from app.board.onboarding import add_onboarding_routes
 from app.board.pages import add_page_routes
+from app.board.reviews import add_review_routes
 from app.board.signin_routes import add_signin_routes
 from app.board.web import Board, Recheck
 from office.models import utcnow
@@ -52,4 +53,5 @@ def board_router(
     add_action_routes(router, board)
     add_mail_routes(router, board)
     add_onboarding_routes(router, board)
+    add_review_routes(router, board)
     return router

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from office.followups.ledger import FollowupCall, record_followups
 from office.ledgers import apply_changes, close_work_item
 from office.models import (
     DistinctPatients,
@@ -50,12 +51,20 @@ from office.records.updates import (
 from office.records.write import REVIEW_ENTITY
 
 __all__ = [
+    "CandidateLine",
+    "ChangeLine",
     "ReviewDecision",
     "ReviewError",
     "approve_review",
+    "candidate_lines",
+    "change_lines",
+    "decide_review",
     "pending_reviews",
     "reject_review",
 ]
+
+# Bookkeeping inside a held update, not something a person decides on.
+_NOT_SHOWN = frozenset({"mrn", "identifiers", "expected_version", "occurred_at"})
 
 
 class ReviewError(ValueError):
@@ -134,6 +143,97 @@ def reject_review(
             )
     _decide(session, review, ReviewStatus.REJECTED, decision.patient_id, by, now, note)
     return dataclasses.replace(decision, status=ReviewStatus.REJECTED)
+
+
+def decide_review(
+    session: Session,
+    review_id: int,
+    *,
+    approve: bool,
+    by: str,
+    now: datetime,
+    patient_id: int | None = None,
+    note: str | None = None,
+) -> ReviewDecision:
+    """Approve or reject, as the board and `office records review` do: a coverage the
+    person approved re-checks the patient's upcoming visits, recorded as follow-ups."""
+    if approve:
+        decision = approve_review(
+            session, review_id, by=by, now=now, patient_id=patient_id, note=note
+        )
+    else:
+        decision = reject_review(session, review_id, by=by, now=now, note=note)
+    calls = [FollowupCall("verify_appointment", visit) for visit in decision.reverify]
+    record_followups(session, None, calls, now=now)
+    return decision
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeLine:
+    """One field of a held change as a person compares it: on file, then proposed."""
+
+    field: str
+    on_file: str
+    proposed: str
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateLine:
+    """A patient the held record may be (or, for a merge, survives or is retired), with
+    the match score and each field's part of it."""
+
+    patient_id: int
+    mrn: str
+    name: str
+    born: str
+    score: str
+    why: str
+    values: dict[str, str]  # as on file, for each field of the held change
+
+
+def change_lines(review: RecordReview) -> list[ChangeLine]:
+    """The held change field by field: the fields it would change first, then the rest it
+    carries; coverages as "coverage N.field". An incoming record that may be a duplicate
+    shows its own MRN too: it is one of the things to compare."""
+    proposed = _flat(review.proposed)
+    names = dict.fromkeys([*map(str, review.fields), *proposed])
+    hidden = _NOT_SHOWN - {"mrn"} if review.kind == ReviewKind.POSSIBLE_DUPLICATE else _NOT_SHOWN
+    return [
+        ChangeLine(name, _shown(review.current.get(name)), _shown(proposed.get(name)))
+        for name in names
+        if name not in hidden
+    ]
+
+
+def candidate_lines(session: Session, review: RecordReview) -> list[CandidateLine]:
+    """The review's candidates as they are on file now, in the order the match ranked them,
+    with their values for the fields the held change carries (side by side with it)."""
+    fields = [line.field for line in change_lines(review)]
+    ids = _candidates(review)
+    patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(ids)))}
+    lines = []
+    for candidate in review.candidates:
+        patient = patients.get(int(candidate.get("patient_id") or 0))
+        if patient is None:
+            continue
+        parts = candidate.get("parts") or {}
+        lines.append(
+            CandidateLine(
+                patient.id,
+                patient.mrn or "",
+                f"{patient.first_name} {patient.last_name}",
+                str(patient.date_of_birth or ""),
+                str(candidate.get("total", candidate.get("role", ""))),
+                ", ".join(f"{name} {part}" for name, part in parts.items()),
+                {
+                    name: _shown(getattr(patient, name))
+                    if name in PATIENT_FIELDS or name == "mrn"
+                    else ""
+                    for name in fields
+                },
+            )
+        )
+    return lines
 
 
 # --- inside ----------------------------------------------------------------------------
@@ -282,3 +382,22 @@ def _decide(
             source=f"review:{review.id}",
             now=now,
         )
+
+
+def _flat(proposed: dict[str, Any]) -> dict[str, Any]:
+    """The proposed update's fields, its coverages as "coverage N.field"."""
+    flat = {k: v for k, v in proposed.items() if k not in {"coverages", "consents"}}
+    for index, coverage in enumerate(proposed.get("coverages", []), start=1):
+        rank = coverage.get("rank", index)
+        for name, value in coverage.items():
+            if name != "rank":
+                flat[f"coverage {rank}.{name}"] = value
+    return flat
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict) and value.get("clear") is True:
+        return "(delete)"
+    return str(value)

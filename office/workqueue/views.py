@@ -123,6 +123,8 @@ class ItemRow:
     closed_by: str | None = None
     close_reason: str | None = None
     close_note: str | None = None
+    entity: str = ""  # what the item is about, when not a patient or visit: "record_review"
+    entity_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +383,8 @@ def _item_query() -> Select[*tuple[Any, ...]]:
     return select(
         WorkItem.id,
         WorkItem.kind,
+        WorkItem.entity,
+        WorkItem.entity_id,
         WorkItem.priority,
         WorkItem.role,
         WorkItem.summary,
@@ -477,6 +481,8 @@ def _item_row(
         closed_by=row.closed_by,
         close_reason=row.close_reason,
         close_note=row.close_note,
+        entity=row.entity,
+        entity_id=row.entity_id,
     )
 
 
