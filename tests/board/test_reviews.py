@@ -29,7 +29,7 @@ from office.records.apply import apply_record
 from office.records.updates import RecordBatch, SourceKind
 from tests.board.conftest import csrf_of, sign_in
 from tests.board.practice import add_board_login
-from tests.records.conftest import NOW, PRACTICE, ann, apply
+from tests.records.conftest import NOW, PRACTICE, ann, apply, only_review
 
 pytestmark = pytest.mark.anyio
 
@@ -53,13 +53,6 @@ def practice(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     return factory
 
 
-def pending(factory: sessionmaker[Session]) -> RecordReview:
-    with factory() as session:
-        return session.scalars(
-            select(RecordReview).where(RecordReview.status == ReviewStatus.PENDING)
-        ).one()
-
-
 def staff_id_of(factory: sessionmaker[Session], email: str) -> int:
     with factory() as session:
         found = session.scalar(select(StaffLogin.staff_id).where(StaffLogin.email == email))
@@ -71,7 +64,7 @@ async def test_a_possible_duplicate_shows_both_records_and_not_a_duplicate_is_re
     client: httpx.AsyncClient, practice: sessionmaker[Session]
 ) -> None:
     assert apply(practice, TWIN).status is ApplyStatus.POSSIBLE_DUPLICATE
-    review = pending(practice)
+    review = only_review(practice)
     await sign_in(client, "desk@clinic.test")
 
     listed = await client.get("/staff/reviews")
@@ -124,7 +117,7 @@ async def test_approving_a_patients_own_edit_applies_it_as_the_person_on_the_boa
     client: httpx.AsyncClient, practice: sessionmaker[Session]
 ) -> None:
     apply(practice, PatientUpdate(mrn="M1", last_name="Lee-Park"), submitter=Submitter.PATIENT)
-    review = pending(practice)
+    review = only_review(practice)
     await sign_in(client, "desk@clinic.test")
     today = await client.get("/staff/today")
     assert f'href="/staff/reviews/{review.id}"' in today.text
@@ -150,11 +143,11 @@ async def test_a_decision_without_the_forms_token_is_refused_and_changes_nothing
     client: httpx.AsyncClient, practice: sessionmaker[Session]
 ) -> None:
     apply(practice, PatientUpdate(mrn="M1", last_name="Lee-Park"), submitter=Submitter.PATIENT)
-    review = pending(practice)
+    review = only_review(practice)
     await sign_in(client, "desk@clinic.test")
     reply = await client.post(f"/staff/reviews/{review.id}/approve", data={"csrf": "forged"})
     assert reply.status_code == 403
-    assert pending(practice).id == review.id
+    assert only_review(practice).id == review.id
 
 
 async def test_a_merge_is_the_managers_to_decide(
@@ -171,7 +164,7 @@ async def test_a_merge_is_the_managers_to_decide(
             actor="hl7:PM",
             now=NOW,
         )
-    review = pending(practice)
+    review = only_review(practice)
     await sign_in(client, "desk@clinic.test")
     shown = await client.get(f"/staff/reviews/{review.id}")
     assert "Ann Leigh" in shown.text
@@ -181,7 +174,7 @@ async def test_a_merge_is_the_managers_to_decide(
         f"/staff/reviews/{review.id}/approve", data={"csrf": csrf_of(shown.text)}
     )
     assert refused.status_code == 403
-    assert pending(practice).id == review.id
+    assert only_review(practice).id == review.id
 
     await sign_in(client, "chief@clinic.test")
     shown = await client.get(f"/staff/reviews/{review.id}")

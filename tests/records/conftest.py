@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from office.db import transaction
+from office.models import RecordReview, ReviewStatus
 from office.practice import apply_practice, parse_practice
 from office.records import (
     CoverageUpdate,
@@ -76,3 +78,11 @@ def apply(
             actor="test",
             now=now,
         )
+
+
+def only_review(factory: sessionmaker[Session]) -> RecordReview:
+    """The one review waiting for a decision."""
+    with factory() as session:
+        return session.scalars(
+            select(RecordReview).where(RecordReview.status == ReviewStatus.PENDING)
+        ).one()

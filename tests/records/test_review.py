@@ -30,14 +30,7 @@ from office.records.apply import apply_record
 from office.records.review import ReviewError, approve_review, reject_review
 from office.records.updates import RecordBatch, SourceKind
 from office.settings import Settings
-from tests.records.conftest import NOW, ann, apply
-
-
-def only_review(factory: sessionmaker[Session]) -> RecordReview:
-    with factory() as session:
-        return session.scalars(
-            select(RecordReview).where(RecordReview.status == ReviewStatus.PENDING)
-        ).one()
+from tests.records.conftest import NOW, ann, apply, only_review
 
 
 def by_mrn(factory: sessionmaker[Session], mrn: str) -> Patient:
