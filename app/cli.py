@@ -281,12 +281,15 @@ def inbox_show(item_id: Annotated[int, typer.Argument(help="Inbox item id.")]) -
 
 @inbox_app.command("replay")
 def inbox_replay(item_id: Annotated[int, typer.Argument(help="Inbox item id.")]) -> None:
-    """Process a stored item again, now, on this machine (after fixing what rejected it)."""
+    """Process a stored item again, now, on this machine (after fixing what rejected it),
+    then start its follow-ups: as their deployments' runs when `office serve` or workers
+    have registered them, else here, now."""
     from office.db import transaction
     from office.intake import process_item
     from office.ledgers import replay
 
-    with _database(_settings()) as factory:
+    settings = _settings()
+    with _database(settings) as factory:
         with transaction(factory) as session:
             replay(session, item_id)
         result = process_item(factory, item_id)
@@ -294,6 +297,34 @@ def inbox_replay(item_id: Annotated[int, typer.Argument(help="Inbox item id.")])
         console.print(f"inbox item {item_id} rejected: {result.reason}")
         raise typer.Exit(1)
     console.print(f"inbox item {item_id} {result.status.value}")
+    if result.followup_ids:
+        _start_followups(settings, result.followup_ids)
+
+
+def _start_followups(settings: Settings, followup_ids: tuple[int, ...]) -> None:
+    """Start the follow-ups a replay recorded, then show where each stands."""
+    from app.cli_support import run_flow
+    from flows.followups import start_recorded
+    from office.models import Followup
+
+    async def start() -> dict[str, int]:
+        started = await start_recorded(followup_ids)
+        return {"started": len(started)}
+
+    run_flow(settings, start)
+    with _database(settings) as factory, factory() as session:
+        rows = session.scalars(
+            select(Followup).where(Followup.id.in_(followup_ids)).order_by(Followup.id)
+        ).all()
+    for row in rows:
+        where = f", run {row.run_id}" if row.run_id else ""
+        why = f" ({row.error})" if row.error else ""
+        console.print(
+            f"follow-up {row.name} for appointment {row.entity_id}: {row.status.value}{why}, "
+            f"attempt {row.attempts}{where}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 # --- status ---------------------------------------------------------------------------------

@@ -29,10 +29,10 @@ async def process_inbox(
     Args:
         inbox_id: The inbox row to process. Only the id crosses into Prefect.
     """
-    from flows.followups import run_recorded
+    from flows.followups import start_recorded
 
     result = handle_item(inbox_id)
-    # Recorded with the change before it committed; each runs on its own, a failure kept
-    # for `retry-followups` rather than failing this run or the follow-ups after it.
-    followed = await run_recorded(result.followup_ids)
+    # Recorded with the change before it committed; each starts as its own run and this one
+    # does not wait: `retry-followups` learns how they ended and retries a failure.
+    followed = await start_recorded(result.followup_ids)
     return {"inbox_id": inbox_id, "status": result.status.value, "followups": followed}

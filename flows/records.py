@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_table_artifact
 
-from flows.followups import run_recorded
+from flows.followups import start_recorded
 from flows.forms import titled
 from flows.intake import handle_item
 
@@ -40,7 +40,7 @@ async def apply_record_update(
         inbox_id: The stored payload. Only the id crosses into Prefect.
     """
     result = handle_item(inbox_id)
-    followed = await run_recorded(result.followup_ids)
+    followed = await start_recorded(result.followup_ids)
     outcome = result.outcome
     return {
         "inbox_id": inbox_id,
@@ -68,7 +68,7 @@ async def import_records(
         key="records-import",
         description=f"Inbox item {inbox_id}: rows by what became of them (counts only)",
     )
-    followed = await run_recorded(result.followup_ids)
+    followed = await start_recorded(result.followup_ids)
     get_run_logger().info(
         "import %s: %s; %d follow-ups",
         inbox_id,

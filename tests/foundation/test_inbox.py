@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app
+from flows import runtime
 from office.bookings import EVENT_TIME_FIELD
 from office.db import transaction
 from office.intake import due_for_sweep, process_item
@@ -21,6 +22,7 @@ from office.models import (
     Appointment,
     AppointmentStatus,
     AuditEntry,
+    Followup,
     InboxItem,
     InboxStatus,
     Patient,
@@ -72,6 +74,26 @@ def test_booking_creates_an_appointment_with_audit(seeded: sessionmaker[Session]
         ]
 
 
+def test_a_new_appointment_arriving_confirmed_is_checked_like_a_booked_one(
+    seeded: sessionmaker[Session],
+) -> None:
+    provider = npi(seeded)
+    first = store(seeded, booking(provider_npi=provider, event="confirmed"), "c1")
+    result = process_item(seeded, first, now=NOW)
+    assert result.outcome is not None
+    assert result.outcome.followups == ("verify_appointment", "appointment_notices")
+    with seeded() as session:
+        recorded = session.scalars(select(Followup).where(Followup.inbox_id == first)).all()
+        assert sorted(row.name for row in recorded) == ["appointment_notices", "verify_appointment"]
+    assert appointment_status(seeded, "PM-1") is AppointmentStatus.CONFIRMED
+    # Confirming a visit already known changes nothing to check: the notice only.
+    later = (EVENT_AT + timedelta(hours=1)).isoformat()
+    again = booking(provider_npi=provider, event="confirmed", occurred_at=later)
+    repeat = process_item(seeded, store(seeded, again, "c2"), now=NOW)
+    assert repeat.outcome is not None
+    assert repeat.outcome.followups == ("appointment_notices",)
+
+
 def test_reschedule_changes_fields_bumps_version_and_audits_each(
     seeded: sessionmaker[Session],
 ) -> None:
@@ -111,6 +133,8 @@ def test_invalid_payload_is_rejected_with_field_names_not_values(
         assert item.body == body  # nothing lost
 
 
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")  # the replay starts the booking's follow-ups
 def test_unknown_patient_rejected_then_replayed_after_the_fix(
     seeded: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -123,9 +147,11 @@ def test_unknown_patient_rejected_then_replayed_after_the_fix(
 
     monkeypatch.setenv("OFFICE_DATABASE_URL", settings.db_url)
     monkeypatch.setenv("OFFICE_HOME", str(settings.home))
+    monkeypatch.setattr(runtime, "_override", None)  # the command installs its own
     result = CliRunner().invoke(app, ["inbox", "replay", str(item_id)])
     assert result.exit_code == 0, result.output
     assert f"inbox item {item_id} processed" in result.output
+    assert "appointment_notices" in result.output
     with seeded() as session:
         item = session.get_one(InboxItem, item_id)
         assert (item.status, item.attempts) == (InboxStatus.PROCESSED, 2)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from office.bookings import apply_booking
 from office.db import transaction
+from office.eligibility import AlertKind
 from office.ledgers import store_inbound
 from office.ledgers.work import WorkNeeded, open_work_items
 from office.models import Appointment, WorkItem, WorkStatus
@@ -113,3 +114,23 @@ def test_a_patient_who_cancels_by_link_closes_the_visits_items(
             select(WorkItem.closed_by).where(WorkItem.kind == "copay_changed")
         ).one()
     assert closer == "patient-link"
+
+
+def test_a_cancelled_booking_closes_every_eligibility_item_of_the_visit(
+    factory: sessionmaker[Session], clinic: Clinic
+) -> None:
+    start = NOW + days(2)
+    with transaction(factory) as session:
+        add_patient(session, 1)
+        _booking(session, clinic, "booked", start, 1)
+        visit = session.scalars(select(Appointment.id)).one()
+        open_work_items(
+            session,
+            [WorkNeeded(kind.value, "appointment", visit, "s", "front_desk") for kind in AlertKind],
+            now=NOW,
+        )
+    with transaction(factory) as session:
+        _booking(session, clinic, "cancelled", start, 2)
+    assert _status(factory) == {
+        kind.value: (WorkStatus.DONE, "visit_cancelled") for kind in AlertKind
+    }
