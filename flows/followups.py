@@ -7,10 +7,11 @@ waiting, so one failing (an eligibility check whose clearinghouse is down) never
 next (the booking's confirmation). The idempotency key is the ledger id and attempt
 (`Claim.run_key`): a double dispatch of one attempt is one run, a retry a new one.
 
-Where no such deployment is registered (a CLI command with no `office serve` behind it,
-or the tests), the follow-up runs here, in this process, as a subflow, and is marked done
-or failed when it ends. That choice is made in one place, `_start`: the deployment when
-Prefect knows it, in process when it answers ObjectNotFound.
+Where nothing serves such a deployment (a CLI command with no `office serve` behind it,
+the tests), the follow-up runs here, in this process, as a subflow, and is marked done or
+failed when it ends. That choice is made in one place, `_served`: the deployment when
+Prefect knows it and a runner or worker polled it lately, else in process, rather than a
+run that would wait for the next `office serve`.
 
 `retry-followups` runs every two minutes. It first learns how the started runs ended
 (`settle_started`: Completed → done; Failed, Crashed or Cancelled → a failed attempt; still
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -53,6 +55,9 @@ class Route:
     deployment: str
     in_process: Callable[[int], Awaitable[Any]]
 
+
+# A deployment nobody has polled for this long has no one to run its runs.
+SERVED_WITHIN: Final = timedelta(minutes=2)
 
 FOLLOWUPS: dict[str, Route] = {
     "verify_appointment": Route("verify-appointment/on-booking", _verify_appointment),
@@ -90,30 +95,48 @@ async def start_recorded(followup_ids: Iterable[int]) -> list[str]:
 
 
 async def _start(held: Claim) -> bool:
-    """Start one claimed attempt as its deployment's run, named in the ledger; without that
-    deployment, run it here. Returns True when it ran here (and so has ended)."""
+    """Start one claimed attempt as its deployment's run, named in the ledger; with no one
+    serving that deployment, run it here. Returns True when it ran here (and so has ended)."""
     from prefect.deployments import arun_deployment
-    from prefect.exceptions import ObjectNotFound
 
     from flows.runtime import office
     from office.db import transaction
     from office.followups import record_run
 
     route = FOLLOWUPS[held.name]
-    try:
-        run = await arun_deployment(
-            route.deployment,
-            parameters={"appointment_id": held.entity_id},
-            idempotency_key=held.run_key,
-            timeout=0,
-            as_subflow=False,  # its own run: neither waits on nor dies with the one starting it
-        )
-    except ObjectNotFound:
+    deployment_id = await _served(route.deployment)
+    if deployment_id is None:
         await route.in_process(held.entity_id)
         return True
+    run = await arun_deployment(
+        deployment_id,
+        parameters={"appointment_id": held.entity_id},
+        idempotency_key=held.run_key,
+        timeout=0,
+        as_subflow=False,  # its own run: neither waits on nor dies with the one starting it
+    )
     with transaction(office().factory) as session:
         record_run(session, held, str(run.id))
     return False
+
+
+async def _served(name: str) -> UUID | None:
+    """The deployment's id when something runs its runs: registered, and polled for them
+    (by `office serve` or a worker, every 10 s or so) within `SERVED_WITHIN`. None for one
+    never registered, or left behind by an `office serve` no longer running on this home,
+    whose runs would wait for the next one."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            deployment = await client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            return None
+    polled = deployment.last_polled
+    if polled is None or polled < datetime.now(UTC) - SERVED_WITHIN:
+        return None
+    return deployment.id
 
 
 async def settle_started() -> dict[str, int]:

@@ -63,19 +63,29 @@ def office_app(
 
 @pytest.fixture
 def deployments() -> Iterator[Callable[..., dict[str, UUID]]]:
-    """Register some of the follow-ups' deployments; all removed after the test, so the
-    other tests in the session find none and run follow-ups in process."""
+    """Register some of the follow-ups' deployments, served (polled for runs, as `office
+    serve` or a worker does) or idle (registered by an `office serve` no longer running).
+    All removed after the test, so the other tests in the session run follow-ups in process.
+    """
     made: list[UUID] = []
 
-    async def register(names: tuple[str, ...]) -> dict[str, UUID]:
+    async def register(served: tuple[str, ...], idle: tuple[str, ...]) -> dict[str, UUID]:
         ids = {}
-        for name in names:
+        for name in (*served, *idle):
             deployment = await FLOWS[name].ato_deployment(name=name)
             ids[name] = await deployment.apply()
+        polled = [ids[name] for name in served]
+        async with get_client() as client:
+            await client.get_scheduled_flow_runs_for_deployments(deployment_ids=polled)
+            for deployment_id in polled:  # the server records the poll in the background
+                for _ in range(600):
+                    if (await client.read_deployment(deployment_id)).last_polled is not None:
+                        break
+                    await asyncio.sleep(0.05)
         return ids
 
-    def make(*names: str) -> dict[str, UUID]:
-        ids = asyncio.run(register(names))
+    def make(*served: str, idle: tuple[str, ...] = ()) -> dict[str, UUID]:
+        ids = asyncio.run(register(served, idle))
         made.extend(ids.values())
         return ids
 
@@ -256,12 +266,16 @@ def test_runs_that_end_are_settled_and_a_failing_one_is_retried_as_new_runs_then
     assert (item.entity_id, item.detail["followup"]) == (check.entity_id, "verify_appointment")
 
 
-def test_without_its_deployment_a_followup_runs_in_process_and_its_failure_stops_no_other(
+@pytest.mark.parametrize("on_booking", ["missing", "idle"])
+def test_with_nobody_serving_its_deployment_a_followup_runs_in_process_and_stops_no_other(
     practice: sessionmaker[Session],
     office_app: runtime.Office,
     deployments: Callable[..., dict[str, UUID]],
+    on_booking: str,
 ) -> None:
-    ids = deployments("on-change")  # no on-booking: the check runs here, and fails
+    # on-booking not registered, or registered and polled by nobody: the check runs here,
+    # and fails; the notice is started as its served deployment's run all the same.
+    ids = deployments("on-change", idle=("on-booking",) if on_booking == "idle" else ())
     asyncio.run(process_inbox(booked(practice)))
 
     rows = ledger(practice)
