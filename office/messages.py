@@ -79,8 +79,13 @@ class SharedHeaders(HeaderRegistry):
     reminder's MIME structure; the type, charset and disposition a parser reads again
     and again). Header objects are immutable strings, so each header class is made once
     and one parse of a `shared` header's value serves every message that sets it; at
-    most `limit` values are kept, and MIME boundaries, unique per message, never.
+    most `limit` values are kept. A value with a MIME boundary is unique to its message
+    but read four or five times while that message is parsed (its type, maintype and
+    boundary, by the parser and by the reader): at most `RECENT` of those are kept at once.
     """
+
+    RECENT = 16
+    """Boundary-bearing values kept: more than the multiparts one message nests."""
 
     def __init__(self, shared: frozenset[str], limit: int) -> None:
         super().__init__()
@@ -88,6 +93,7 @@ class SharedHeaders(HeaderRegistry):
         self._limit = limit
         self._made: dict[str, type[BaseHeader]] = {}
         self._parsed: dict[tuple[str, str], BaseHeader] = {}
+        self._recent: dict[tuple[str, str], BaseHeader] = {}
 
     def __getitem__(self, name: str) -> type[BaseHeader]:
         key = name.lower()
@@ -100,13 +106,14 @@ class SharedHeaders(HeaderRegistry):
         key = (name.lower(), value)
         if key[0] not in self._shared:
             return self[name](name, value)
-        header = self._parsed.get(key)
+        boundary = "boundary" in value
+        kept = self._recent if boundary else self._parsed
+        header = kept.get(key)
         if header is None:
             header = self[name](name, value)
-            if "boundary" not in value:
-                if len(self._parsed) >= self._limit:
-                    self._parsed.clear()
-                self._parsed[key] = header
+            if len(kept) >= (self.RECENT if boundary else self._limit):
+                kept.clear()
+            kept[key] = header
         return header
 
 

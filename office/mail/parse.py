@@ -23,6 +23,7 @@ from email.header import decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from html.parser import HTMLParser
 
 from office.mail.dsn import DeliveryReport, read_report
@@ -283,12 +284,16 @@ def _filename(part: Message) -> str | None:
     return decode_value(name)[:200] or None
 
 
-def _addresses(values: tuple[str, ...]) -> list[str]:
+@lru_cache(maxsize=2048)
+def _addresses(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The addresses in these header values, lower case (the same values recur: memoised)."""
+    if not values:
+        return ()
     try:
         pairs = getaddresses(list(values))
     except Exception:
-        return []
-    return [address.strip().lower() for _, address in pairs if "@" in address]
+        return ()
+    return tuple(address.strip().lower() for _, address in pairs if "@" in address)
 
 
 def _first_address(values: tuple[str, ...]) -> str:
