@@ -25,7 +25,7 @@ from office.db import transaction
 from office.ledgers import enqueue_outbox
 from office.ledgers.work import WorkNeeded, open_work_items
 from office.mail.acknowledge import ack_recipient, ack_refusal
-from office.mail.bounces import apply_bounce
+from office.mail.bounces import BounceLinks, apply_bounce
 from office.mail.classify import TRIAGE_QUEUE, TRIAGE_RULE, Decision, classify
 from office.mail.parse import Parsed, Unreadable, parse_mail
 from office.mail.patients import find_patients
@@ -161,8 +161,12 @@ def route_rows(
     work: list[WorkNeeded] = []
     staff = _StaffLookup(session)
     acts: list[_Act] = []
-    for row in rows:
-        parsed = parse_mail(row.raw)
+    read = [(row, parse_mail(row.raw)) for row in rows]
+    links = BounceLinks(
+        session,
+        [parsed.report for _, parsed in read if isinstance(parsed, Parsed) and parsed.report],
+    )
+    for row, parsed in read:
         if isinstance(parsed, Unreadable):
             updates.append(_quarantine(work, row.id, row.mailbox, parsed.reason, now))
             tally.add("quarantined", "quarantine")
@@ -170,7 +174,7 @@ def route_rows(
         act = _Act(session, work, row.id, row.mailbox, parsed, classify(parsed, config.rules), now)
         act.resolve_queue(staff)
         if parsed.report is not None:
-            act.bounce()
+            act.bounce(links)
         if act.decision.triage:
             act.triage()
         for address in act.decision.forward_to:
@@ -257,10 +261,10 @@ class _Act:
         else:
             self.queue = f"staff:{staff_id}"
 
-    def bounce(self) -> None:
+    def bounce(self, links: BounceLinks) -> None:
         report = self.parsed.report
         assert report is not None
-        outcome = apply_bounce(self.session, self.mail_id, report)
+        outcome = apply_bounce(self.session, self.mail_id, report, links)
         self.bounced_outbox_id = outcome.outbox_id
         self.values["bounce"] = outcome.outcome
         if outcome.undeliverable:

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from app.demo_mail import CATEGORIES, SentMail, synthetic_mail
 from office.db import transaction
 from office.mail import routed_mail
+from office.mail.bounces import BounceLinks
+from office.mail.dsn import DeliveryReport, RecipientStatus
 from office.models import (
     AuditEntry,
     Channel,
@@ -204,6 +206,63 @@ def test_a_bounce_marks_the_patients_address_and_opens_a_work_item(practice: Off
     assert [(w.entity, w.entity_id, w.status) for w in items] == [
         ("patient", patient_id, WorkStatus.OPEN)
     ]
+
+
+def test_a_bounce_without_our_message_id_links_the_newest_message_to_its_address(
+    practice: Office,
+) -> None:
+    """Two bounces in one batch, naming no Message-ID of ours: each links by its address."""
+    ids: dict[str, int] = {}
+    with transaction(practice.factory) as session:
+        for key, person, days_ago in (("older", 0, 2), ("newer", 0, 1), ("other", 1, 3)):
+            row = OutboxItem(
+                idempotency_key=f"reminder:{key}",
+                channel=Channel.EMAIL,
+                kind="reminder",
+                recipient=PEOPLE[person].email,
+                status=OutboxStatus.SENT,
+                message_id=f"<{key}@riverbend.test>",
+                sent_at=NOW - timedelta(days=days_ago),
+            )
+            session.add(row)
+            session.flush()
+            ids[key] = row.id
+    sent = [SentMail(f"<elsewhere-{i}@other.example>", p.email) for i, p in enumerate(PEOPLE)]
+    practice.deliver(corpus(2 * len(CATEGORIES), sent=sent))
+    practice.run()
+
+    bounces = sorted(
+        (row for row in practice.mail() if row.category == "bounce"), key=lambda row: row.id
+    )
+    assert [row.bounced_outbox_id for row in bounces] == [ids["newer"], ids["other"]]
+
+
+def test_a_bounce_for_several_addresses_links_the_newest_message_to_any_of_them(
+    practice: Office,
+) -> None:
+    ids: list[int] = []
+    with transaction(practice.factory) as session:
+        for index, (person, hours_ago) in enumerate(((0, 2), (1, 26), (1, 1))):
+            row = OutboxItem(
+                idempotency_key=f"reminder:{index}",
+                channel=Channel.EMAIL,
+                kind="reminder",
+                recipient=PEOPLE[person].email,
+                status=OutboxStatus.SENT,
+                sent_at=NOW - timedelta(hours=hours_ago),
+            )
+            session.add(row)
+            session.flush()
+            ids.append(row.id)
+        both = DeliveryReport(
+            original_message_id=None,
+            recipients=tuple(
+                RecipientStatus(person.email, None, "failed", "5.1.1") for person in PEOPLE
+            ),
+        )
+        first = DeliveryReport(None, both.recipients[:1])
+        links = BounceLinks(session, [both, first])
+        assert [links.item(both).id, links.item(first).id] == [ids[2], ids[0]]  # type: ignore[union-attr]
 
 
 def test_triage_and_quarantine_open_work_items_with_no_content(practice: Office) -> None:
