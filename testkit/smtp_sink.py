@@ -17,6 +17,9 @@ Faults, all counted over the server's lifetime:
 - ``--drop-after-data TEXT``: for recipients containing TEXT, the body is read
   and the connection closed before any reply (an ambiguous send), without
   logging the message.
+- ``--hold-after N``: once N messages were accepted, every later MAIL command waits
+  without a reply until the sink gets SIGUSR1: a sender stuck mid-batch, for as long as
+  a test needs to kill it, with nothing of the held messages sent yet.
 """
 
 from __future__ import annotations
@@ -50,8 +53,11 @@ class SinkHandler:
         reject_rcpt: str | None = None,
         defer_mail: int = 0,
         drop_after_data: str | None = None,
+        hold_after: int | None = None,
     ) -> None:
         self.log = log
+        self.hold_after = hold_after
+        self.released = asyncio.Event()
         self.drop_every = drop_every
         self.reject_rcpt = reject_rcpt
         self.defer_mail = defer_mail
@@ -69,6 +75,8 @@ class SinkHandler:
         mail_options: list[str],
     ) -> str:
         self.mail_commands += 1
+        if self.hold_after is not None and self.accepted >= self.hold_after:
+            await self.released.wait()
         if id(server) in self._doomed:
             self._doomed.discard(id(server))
             _close(server)
@@ -123,6 +131,7 @@ async def serve(args: argparse.Namespace, log: IO[str]) -> None:
         reject_rcpt=args.reject_rcpt,
         defer_mail=args.defer_mail,
         drop_after_data=args.drop_after_data,
+        hold_after=args.hold_after,
     )
 
     def factory() -> SMTP:
@@ -133,6 +142,7 @@ async def serve(args: argparse.Namespace, log: IO[str]) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, handler.released.set)
     # Written last and renamed into place: a reader that sees the file can connect.
     port_file = Path(args.port_file)
     tmp = port_file.with_suffix(".tmp")
@@ -152,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reject-rcpt", default=None)
     parser.add_argument("--defer-mail", type=int, default=0)
     parser.add_argument("--drop-after-data", default=None)
+    parser.add_argument("--hold-after", type=int, default=None)
     args = parser.parse_args(argv)
     with open(args.log, "a", encoding="utf-8") as log:
         asyncio.run(serve(args, log))
@@ -183,6 +194,10 @@ class Sink:
     def counts(self) -> Counter[str]:
         """Message-ID -> how many times the server accepted it."""
         return Counter(self.ids())
+
+    def release(self) -> None:
+        """Let MAIL commands held by ``--hold-after`` through, and every later one."""
+        self.process.send_signal(signal.SIGUSR1)
 
     def stop(self) -> None:
         from testkit.processes import stop  # here: this file also runs as a script
