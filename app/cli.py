@@ -298,33 +298,9 @@ def inbox_replay(item_id: Annotated[int, typer.Argument(help="Inbox item id.")])
         raise typer.Exit(1)
     console.print(f"inbox item {item_id} {result.status.value}")
     if result.followup_ids:
-        _start_followups(settings, result.followup_ids)
+        from app.cli_support import start_followups
 
-
-def _start_followups(settings: Settings, followup_ids: tuple[int, ...]) -> None:
-    """Start the follow-ups a replay recorded, then show where each stands."""
-    from app.cli_support import run_flow
-    from flows.followups import start_recorded
-    from office.models import Followup
-
-    async def start() -> dict[str, int]:
-        started = await start_recorded(followup_ids)
-        return {"started": len(started)}
-
-    run_flow(settings, start)
-    with _database(settings) as factory, factory() as session:
-        rows = session.scalars(
-            select(Followup).where(Followup.id.in_(followup_ids)).order_by(Followup.id)
-        ).all()
-    for row in rows:
-        where = f", run {row.run_id}" if row.run_id else ""
-        why = f" ({row.error})" if row.error else ""
-        console.print(
-            f"follow-up {row.name} for appointment {row.entity_id}: {row.status.value}{why}, "
-            f"attempt {row.attempts}{where}",
-            markup=False,
-            soft_wrap=True,
-        )
+        start_followups(settings, result.followup_ids)
 
 
 # --- status ---------------------------------------------------------------------------------

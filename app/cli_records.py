@@ -16,7 +16,14 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.cli_support import command_group, console, database, fail, settings_or_fail
+from app.cli_support import (
+    command_group,
+    console,
+    database,
+    fail,
+    settings_or_fail,
+    start_followups,
+)
 from office.db import transaction
 
 __all__ = ["practice_app", "records_app"]
@@ -191,7 +198,8 @@ def _decide(
     from office.models import utcnow
     from office.records.review import ReviewError, decide_review
 
-    with _database() as factory:
+    settings = settings_or_fail()
+    with database(settings) as factory:
         try:
             with transaction(factory) as session:
                 decision = decide_review(
@@ -210,3 +218,5 @@ def _decide(
         f"review {decision.review_id} {decision.status.value}; patient "
         f"{decision.patient_id or '-'}{changed}"
     )
+    if decision.followup_ids:  # a coverage changed: re-check the upcoming visits now
+        start_followups(settings, decision.followup_ids)

@@ -115,3 +115,31 @@ def print_counts(title: str, counts: Mapping[str, int]) -> None:
     for name, value in counts.items():
         table.add_row(name, str(value))
     console().print(table)
+
+
+def start_followups(settings: Settings, followup_ids: tuple[int, ...]) -> None:
+    """Start follow-ups this command recorded (as their deployments' runs when `office serve`
+    or workers serve them, else here, now), then show where each stands."""
+    from sqlalchemy import select
+
+    from flows.followups import start_recorded
+    from office.models import Followup
+
+    async def start() -> dict[str, int]:
+        started = await start_recorded(followup_ids)
+        return {"started": len(started)}
+
+    run_flow(settings, start)
+    with database(settings) as factory, factory() as session:
+        rows = session.scalars(
+            select(Followup).where(Followup.id.in_(followup_ids)).order_by(Followup.id)
+        ).all()
+    for row in rows:
+        where = f", run {row.run_id}" if row.run_id else ""
+        why = f" ({row.error})" if row.error else ""
+        console().print(
+            f"follow-up {row.name} for appointment {row.entity_id}: {row.status.value}{why}, "
+            f"attempt {row.attempts}{where}",
+            markup=False,
+            soft_wrap=True,
+        )

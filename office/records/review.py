@@ -80,6 +80,7 @@ class ReviewDecision:
     patient_id: int | None
     changed: tuple[str, ...] = ()
     reverify: tuple[int, ...] = ()  # upcoming visits whose coverage changed
+    followup_ids: tuple[int, ...] = ()  # their eligibility checks, recorded to run
 
 
 def pending_reviews(
@@ -164,8 +165,8 @@ def decide_review(
     else:
         decision = reject_review(session, review_id, by=by, now=now, note=note)
     calls = [FollowupCall("verify_appointment", visit) for visit in decision.reverify]
-    record_followups(session, None, calls, now=now)
-    return decision
+    recorded = record_followups(session, None, calls, now=now)
+    return dataclasses.replace(decision, followup_ids=tuple(recorded))
 
 
 @dataclass(frozen=True, slots=True)

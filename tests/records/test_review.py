@@ -4,7 +4,7 @@ retires a record into the survivor without deleting it; the work item closes wit
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,17 +13,25 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from app.cli import app
+from flows import runtime
 from office.db import transaction
 from office.models import (
+    Appointment,
+    AppointmentStatus,
+    AppointmentType,
     AuditEntry,
     Coverage,
     DistinctPatients,
+    Followup,
+    Location,
     Patient,
     PatientIdentifier,
+    Provider,
     RecordReview,
     ReviewStatus,
     WorkItem,
     WorkStatus,
+    utcnow,
 )
 from office.records import ApplyStatus, CoverageUpdate, MergeRequest, PatientUpdate, Submitter
 from office.records.apply import apply_record
@@ -224,3 +232,37 @@ def test_the_command_line_lists_shows_and_decides(
     )
     assert again.exit_code == 1
     assert "already approved" in again.output
+
+
+@pytest.mark.prefect
+@pytest.mark.usefixtures("prefect_harness")  # the approval starts the re-check
+def test_approving_a_held_insurance_change_rechecks_the_upcoming_visit_now(
+    practice: sessionmaker[Session], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply(practice, ann())
+    with transaction(practice) as session:
+        visit = Appointment(
+            patient_id=by_mrn(practice, "M1").id,
+            provider_id=session.scalars(select(Provider.id)).one(),
+            location_id=session.scalars(select(Location.id)).one(),
+            appointment_type_id=session.scalars(select(AppointmentType.id)).one(),
+            start_at=utcnow() + timedelta(days=2),
+            status=AppointmentStatus.BOOKED,
+        )
+        session.add(visit)
+        session.flush()
+        visit_id = visit.id
+    card = CoverageUpdate(payer_code="SUMMIT", member_id="SU9", rank=1)
+    apply(practice, PatientUpdate(mrn="M1", coverages=(card,)), submitter=Submitter.PATIENT)
+    review = only_review(practice)
+
+    monkeypatch.setattr(runtime, "_override", None)  # the command installs its own
+    done = CliRunner().invoke(
+        app, ["records", "review", "approve", str(review.id), "--by", "mo"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    assert f"follow-up verify_appointment for appointment {visit_id}" in done.output
+    with practice() as session:
+        followup = session.scalars(select(Followup).where(Followup.entity_id == visit_id)).one()
+    # Started by the approval itself, not left for retry-followups.
+    assert followup.attempts == 1
