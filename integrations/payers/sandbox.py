@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from integrations.payers.base import ControlNumbers, response_from_271, setting
+from integrations.payers.base import ControlNumbers, read_answer, response_from_271, setting
 from integrations.x12 import Scenario, X12Error, build_270, build_271
 from office.contracts.payers import (
     PayerConfigError,
@@ -227,4 +227,4 @@ class SandboxPayer:
             raw = build_271(request, interchange_control=control, scenario=scenario)
         except X12Error as exc:
             raise PayerRejected(f"cannot build the sandbox 271: {exc}") from exc
-        return await asyncio.to_thread(response_from_271, request, raw)
+        return await read_answer(len(raw), response_from_271, request, raw)

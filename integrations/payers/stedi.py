@@ -7,7 +7,6 @@ the status and the body are read before deciding what an answer means.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -25,6 +24,7 @@ from integrations.payers.base import (
     parse_retry_after,
     post_capped,
     raise_for_payer_aaa,
+    read_answer,
     secret_setting,
     setting,
 )
@@ -171,8 +171,9 @@ class StediPayer:
             self._client, self._url, limit=self._limit, json=body, headers=headers
         )
         logger.debug("stedi answered HTTP %s", response.status_code)
-        # Parsing is CPU work: off the event loop, so a long answer holds up no other payer.
-        return await asyncio.to_thread(_read, request, response, answer, body["controlNumber"])
+        return await read_answer(
+            len(answer), _read, request, response, answer, body["controlNumber"]
+        )
 
 
 def _person(person: Person, *, with_member_id: bool) -> dict[str, Any]:

@@ -6,7 +6,6 @@ whichever mode the request used; both are read.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -24,6 +23,7 @@ from integrations.payers.base import (
     answer_limit,
     error_for_status,
     post_capped,
+    read_answer,
     response_from_271,
     secret_setting,
     setting,
@@ -150,8 +150,7 @@ class X12Payer:
                 content=inquiry.encode("utf-8"),
             )
         logger.debug("x12 payer answered HTTP %s for control %s", response.status_code, control)
-        # Parsing is CPU work: off the event loop, so a long answer holds up no other payer.
-        return await asyncio.to_thread(self._read, request, response, body)
+        return await read_answer(len(body), self._read, request, response, body)
 
     def _envelope(self, request: EligibilityRequest, inquiry: str) -> dict[str, tuple[None, str]]:
         """CORE 2.2.0 real-time fields, as form fields without file names."""

@@ -17,7 +17,7 @@ import pytest
 
 from integrations.payers import stedi as stedi_module
 from integrations.payers import x12 as x12_module
-from integrations.payers.base import MAX_ANSWER_BYTES
+from integrations.payers.base import INLINE_READ_BYTES, MAX_ANSWER_BYTES
 from integrations.x12 import Scenario, build_271
 from office.contracts.payers import PayerConfigError, PayerResponseInvalid
 from tests.payers.conftest import (
@@ -135,34 +135,36 @@ async def test_json_amounts_are_read_as_x12_amounts_are(given: object, read: Any
     assert (copay.amount, copay.percent, copay.quantity) == (read, read, read)
 
 
+def _watch_reading(
+    name: str, monkeypatch: pytest.MonkeyPatch, wait: threading.Event | None
+) -> list[bool]:
+    """Record, for each answer `name`'s adapter reads, whether it was read on the event loop;
+    with `wait`, each read first waits for it (for up to a minute)."""
+    read_on_loop: list[bool] = []
+    module: Any = x12_module if name == "x12" else stedi_module
+    attribute = "response_from_271" if name == "x12" else "_read"
+    real = getattr(module, attribute)
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        read_on_loop.append(_on_event_loop())
+        if wait is not None:
+            assert wait.wait(timeout=60), "the other payer's exchange never finished"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, attribute, watched)
+    return read_on_loop
+
+
 @pytest.mark.parametrize("name", sorted(ADAPTERS))
-async def test_one_payers_parsing_leaves_the_event_loop_to_the_others(
+async def test_one_payers_long_answer_leaves_the_event_loop_to_the_others(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Payer A's answer is read only once payer B's exchange has finished on the loop.
+    """Payer A's long answer is read only once payer B's exchange has finished on the loop.
 
     Were A's parsing on the event loop, B could never finish, and A's wait would fail.
     """
     other_done = threading.Event()
-    read_on_loop: list[bool] = []
-    if name == "x12":
-        real_x12 = x12_module.response_from_271
-
-        def slow_x12(*args: Any, **kwargs: Any) -> Any:
-            read_on_loop.append(_on_event_loop())
-            assert other_done.wait(timeout=60), "the other payer's exchange never finished"
-            return real_x12(*args, **kwargs)
-
-        monkeypatch.setattr(x12_module, "response_from_271", slow_x12)
-    else:
-        real_stedi = stedi_module._read
-
-        def slow_stedi(*args: Any, **kwargs: Any) -> Any:
-            read_on_loop.append(_on_event_loop())
-            assert other_done.wait(timeout=60), "the other payer's exchange never finished"
-            return real_stedi(*args, **kwargs)
-
-        monkeypatch.setattr(stedi_module, "_read", slow_stedi)
+    read_on_loop = _watch_reading(name, monkeypatch, other_done)
 
     async def other_payer() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(_pong)) as client:
@@ -170,12 +172,23 @@ async def test_one_payers_parsing_leaves_the_event_loop_to_the_others(
                 assert (await client.get("https://other-payer.test/")).status_code == 200
         other_done.set()
 
+    long = _far_side(name, INLINE_READ_BYTES + 1, "plain")
     first, _ = await asyncio.gather(
-        check_with(name, ADAPTERS[name], _far_side(name, 0, "plain"), make_request()),
-        other_payer(),
+        check_with(name, ADAPTERS[name], long, make_request()), other_payer()
     )
     assert first.result.benefits
     assert read_on_loop == [False]
+
+
+@pytest.mark.parametrize("name", sorted(ADAPTERS))
+async def test_a_short_answer_is_read_on_the_event_loop(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hand-off to a thread costs more than reading a 271 of a few kilobytes."""
+    read_on_loop = _watch_reading(name, monkeypatch, None)
+    answer = await check_with(name, ADAPTERS[name], _far_side(name, 0, "plain"), make_request())
+    assert answer.result.benefits
+    assert read_on_loop == [True]
 
 
 def _on_event_loop() -> bool:
