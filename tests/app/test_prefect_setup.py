@@ -92,25 +92,16 @@ def test_setup_sets_every_payers_limits_and_one_automation(
     first = asyncio.run(apply(settings, factory))
     again = asyncio.run(apply(settings, factory))
 
-    assert (
-        first.limits
-        == again.limits
-        == [
-            "payer:SETUPA",
-            "payer:SETUPA:rate",
-            "payer:SETUPB",
-            "payer:SETUPB:rate",
-        ]
-    )
+    assert first.limits == again.limits == ["payer:SETUPA", "payer:SETUPB"]
 
     async def read() -> tuple[list[Any], Any]:
         async with get_client() as client:
             found = await client.read_automations_by_name(ZOMBIE_AUTOMATION)
-            rate = await client.read_global_concurrency_limit_by_name("payer:SETUPB:rate")
-            return found, rate
+            limit = await client.read_global_concurrency_limit_by_name("payer:SETUPB")
+            return found, limit
 
-    automations, default_rate = asyncio.run(read())
+    automations, default_limit = asyncio.run(read())
     assert len(automations) == 1
     assert automations[0].enabled
-    assert default_rate.limit == settings.payer_concurrency
-    assert default_rate.slot_decay_per_second == settings.payer_rate_per_second
+    assert default_limit.limit == settings.payer_concurrency
+    assert default_limit.slot_decay_per_second == 0.0
