@@ -5,9 +5,11 @@ mirror) and a moved last day moves it (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
@@ -16,6 +18,7 @@ from app.cli import app
 from office.db import transaction
 from office.models import Checklist, ChecklistItem, ChecklistKind, Staff
 from office.onboarding.hook import RECENT, on_staff_change
+from office.onboarding.templates import Template, load_templates
 from office.practice import StaffChange, StaffChangeKind, apply_practice, parse_practice
 from office.settings import Settings
 from tests.onboarding.practice import NOW
@@ -101,3 +104,45 @@ def test_a_departure_in_the_file_starts_offboarding_and_a_moved_day_moves_it(
     assert found[("Chan", "offboarding")].id == offboarding.id
     assert found[("Chan", "offboarding")].anchor_on == date(2027, 3, 5)
     assert set(again) == {date(2027, 3, 5)}
+
+
+def test_an_import_reads_the_role_templates_once_for_all_its_hires(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+
+    def counted() -> dict[str, Template]:
+        reads.append(1)
+        return load_templates()
+
+    for module in ("hook", "start", "offboard"):  # wherever a checklist's template is read
+        monkeypatch.setattr(
+            importlib.import_module(f"office.onboarding.{module}"),
+            "load_templates",
+            counted,
+            raising=False,
+        )
+    two_hires = EXAMPLE.read_bytes().replace(b"start_date: 2021-06-01}", b"start_date: 2027-01-11}")
+    with transaction(factory) as session:
+        apply_practice(
+            session,
+            parse_practice(two_hires),
+            actor="t",
+            source="t",
+            now=NOW,
+            on_staff=on_staff_change,
+        )
+    with factory() as session:
+        found = checklists(session)
+    assert {("Park", "onboarding"), ("Chan", "onboarding")} <= set(found)
+    assert len(reads) == 1
+    with transaction(factory) as session:  # again: every checklist exists, nothing is read
+        apply_practice(
+            session,
+            parse_practice(two_hires),
+            actor="t",
+            source="t",
+            now=NOW,
+            on_staff=on_staff_change,
+        )
+    assert len(reads) == 1
