@@ -64,7 +64,7 @@ def record_changes(
 ) -> int:
     """Many audit entries at once (a file import's hundred thousand); returns how many.
 
-    Written through the driver (binary COPY on PostgreSQL, executemany on SQLite) with
+    Written through the driver (binary COPY on PostgreSQL, 100-row INSERTs on SQLite) with
     each column's own bind processing: per row, SQLAlchemy's statement machinery would cost
     more than the import it records. COPY's binary format spares both sides turning every
     value into text and back (a fifth of the client's CPU for 190,000 entries, less
@@ -92,22 +92,29 @@ def record_changes(
         return 0
     names = [*_AUDIT_COLUMNS, "at"]
     raw = connection.connection.driver_connection
+    assert raw is not None, "a checked-out connection has its driver's"
     if dialect.name == "postgresql":
         statement = f"COPY audit_log ({', '.join(names)}) FROM STDIN (FORMAT BINARY)"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
             copy.set_types([_PG_TYPES[name] for name in names])
             for row in rows:
                 copy.write_row(row)
         return len(rows)
-    marks = ", ".join("?" for _ in names)
-    connection.exec_driver_sql(
-        f"INSERT INTO audit_log ({', '.join(names)}) VALUES ({marks})",
-        rows,
-    )
+    # SQLite: many rows per INSERT, which steps through its statement once for all of them
+    # (190,000 entries: 0.37 s -> 0.21 s of CPU in sqlite3 alone, against executemany).
+    head = f"INSERT INTO audit_log ({', '.join(names)}) VALUES "
+    one = "(" + ", ".join("?" for _ in names) + ")"
+    full = head + ", ".join([one] * _SQLITE_ROWS)
+    for start in range(0, len(rows), _SQLITE_ROWS):
+        part = rows[start : start + _SQLITE_ROWS]
+        statement = full if len(part) == _SQLITE_ROWS else head + ", ".join([one] * len(part))
+        raw.execute(statement, [value for row in part for value in row])
     return len(rows)
 
 
 _AUDIT_COLUMNS = ("entity", "entity_id", "field", "before", "after", "actor", "source")
+_SQLITE_ROWS = 100
+"""Audit rows per SQLite INSERT: 800 parameters, under the 999 older SQLite builds allow."""
 # The columns' PostgreSQL types, which binary COPY must send exactly (see the migrations).
 _PG_TYPES = {
     "entity": "varchar",

@@ -16,10 +16,11 @@ from office.ledgers import (
     enqueue_outbox,
     finish_outbox,
     open_work_item,
+    record_changes,
 )
 from office.ledgers.outbox import OutboxRow, move_outbox
 from office.ledgers.work import WorkNeeded, open_work_items
-from office.models import Channel, OutboxItem, OutboxStatus, WorkItem, WorkStatus
+from office.models import AuditEntry, Channel, OutboxItem, OutboxStatus, WorkItem, WorkStatus
 
 DISMISSED = WorkStatus.DISMISSED
 
@@ -281,3 +282,22 @@ def test_an_item_another_writer_opened_meanwhile_is_refreshed(
     with factory() as session:
         [item] = session.scalars(select(WorkItem)).all()
     assert (item.id, item.summary) == (item_id, "mine")
+
+
+def test_many_audit_entries_are_written_whole_and_in_order(
+    factory: sessionmaker[Session],
+) -> None:
+    """Two full statements' worth and a part (SQLite), or one COPY (PostgreSQL)."""
+    at = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    changes = [
+        ("patients", 1 + i // 19, f"field{i % 19}", None if i % 3 else f"was {i}", i, "t", f"s{i}")
+        for i in range(250)
+    ]
+    with transaction(factory) as session:
+        assert record_changes(session, changes, at=at) == 250
+    with factory() as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+    assert [
+        (r.entity, r.entity_id, r.field, r.before, r.after, r.actor, r.source) for r in rows
+    ] == [(e, i, f, b, str(a), actor, s) for e, i, f, b, a, actor, s in changes]
+    assert {r.at for r in rows} == {at}
