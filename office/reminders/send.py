@@ -164,7 +164,7 @@ class _SendLoop:
             self.stopping = True  # the other lanes finish the row they hold, then stop
             raise
         finally:
-            writes.flush()
+            writes.end()
 
     async def _one(self, item: Queued, writes: SendWrites, channels: Channels) -> None:
         # Each message is judged and stamped at the moment it goes: a long batch must not

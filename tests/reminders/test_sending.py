@@ -499,3 +499,27 @@ def test_unreadable_reminder_settings_send_nothing_and_tell_the_office_manager(
         broken,
         "office_manager",
     )
+
+
+def test_each_lane_claims_over_one_connection_for_its_whole_batch(clinic: Clinic) -> None:
+    """A pool checkout per message cost a ping and a reset: two more round trips on PostgreSQL."""
+    from sqlalchemy import event
+
+    clinic.add_type("mail", reminder_offsets=[{"hours": 24, "channels": ["email"]}])
+    clinic.many(40, start=NOW + timedelta(hours=23), kind="mail")
+    engine = clinic.factory.kw["bind"]
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(None)
+
+    event.listen(engine, "checkout", count)
+    try:
+        tally = run(clinic, NOW)
+    finally:
+        event.remove(engine, "checkout", count)
+
+    assert tally.total("sent") == 40
+    # The run's reads and steps take a few; the 40 claims add one per lane, not one each.
+    assert len(checkouts) < 40
+    assert engine.pool.checkedout() == 0  # every lane gave its connection back
