@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from office.bulk import insert_many
 from office.clock import chunks
 from office.ledgers.audit import record_changes
 from office.ledgers.work import WorkNeeded, open_work_items
@@ -99,7 +100,7 @@ def _insert_patients(session: Session, rows: Sequence[PatientRow], now: datetime
         rows, values, _new_ids(session, _PATIENTS, len(rows)), strict=True
     ):
         entry["id"] = row.id = new_id
-    session.execute(insert(_PATIENTS), values)
+    insert_many(session, _PATIENTS, values)
 
 
 def _new_ids(session: Session, table: Table, count: int) -> list[int]:
@@ -165,7 +166,7 @@ def _insert_coverages(session: Session, buffer: Buffer) -> None:
     ids = _new_ids(session, table, len(values))
     for (_row, cov), entry, new_id in zip(buffer.new_coverages, values, ids, strict=True):
         entry["id"] = cov.id = new_id
-    session.execute(insert(table), values)
+    insert_many(session, table, values)
 
 
 def _update_coverages(session: Session, buffer: Buffer) -> None:
