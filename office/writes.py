@@ -14,23 +14,23 @@ exception; a failure nobody reads is logged by asyncio when the future is collec
 dropped silently. Callers batch their rows (a hundred answers to a call) so that a write
 is rare next to the requests around it.
 
-The writes run on the event loop's own thread. Measured (eligibility, 2,000 checks, run_batch
-against the mock clearinghouse, interleaved rounds): a writer thread cost more CPU than the
-loop thread on both databases (SQLite 10.5 s against 9.9 s, PostgreSQL 11.1 s against 10.4 s,
-medians) for no gain in wall time. On SQLite a commit is CPU work (WAL, synchronous=NORMAL),
-and a thread only adds a GIL hand-off at every statement step, which on a quiet machine
-queues behind the HTTP work (a convoy of seconds per thousand rows); on PostgreSQL the loop
-waits for the commit's round trips, about a hundred short waits a run. If that ever
-matters, this class is the one place to move the writes elsewhere: callers already treat
-each write as a future.
+On SQLite the writes run on the event loop's own thread: a commit is CPU work (WAL,
+synchronous=NORMAL), and a thread only adds a GIL hand-off at every statement step, which on
+a quiet machine queues behind the HTTP work (measured, eligibility, 2,000 checks: a writer
+thread cost 10.5 s of CPU against 9.9 s for no gain in wall time). On PostgreSQL they run
+on one writer thread, in the same order: there each write is a dozen round trips to the
+server (the answers, the work items they open and close, the commit), and on the loop's
+thread every request of the batch waited for them, about forty times a run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
-from typing import Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,8 +48,12 @@ class Writer:
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
         self._open = False
+        self._thread: ThreadPoolExecutor | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
 
     async def __aenter__(self) -> Self:
+        if self._factory.kw["bind"].dialect.name != "sqlite":
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="office-writer")
         self._open = True
         return self
 
@@ -59,8 +63,13 @@ class Writer:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        await self.drain()
-        self._open = False
+        try:
+            await self.drain()
+        finally:
+            self._open = False
+            if self._thread is not None:
+                self._thread.shutdown(wait=True)
+                self._thread = None
 
     def submit(
         self, work: Callable[Concatenate[Session, _P], _T], *args: _P.args, **kwargs: _P.kwargs
@@ -69,15 +78,26 @@ class Writer:
         write; the future holds what it returned or raised."""
         if not self._open:
             raise RuntimeError("Writer.submit outside `async with Writer(...)`")
+        if self._thread is not None:
+            job = functools.partial(self._write, work, *args, **kwargs)
+            written: asyncio.Future[_T] = asyncio.wrap_future(self._thread.submit(job))
+            self._pending.add(written)
+            written.add_done_callback(self._pending.discard)
+            return written
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
         try:
-            with transaction(self._factory) as session:
-                result = work(session, *args, **kwargs)
+            result = self._write(work, *args, **kwargs)
         except Exception as exc:
             future.set_exception(exc)
         else:
             future.set_result(result)
         return future
+
+    def _write(
+        self, work: Callable[Concatenate[Session, _P], _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        with transaction(self._factory) as session:
+            return work(session, *args, **kwargs)
 
     async def run(
         self, work: Callable[Concatenate[Session, _P], _T], *args: _P.args, **kwargs: _P.kwargs
@@ -88,5 +108,8 @@ class Writer:
     async def drain(self) -> None:
         """Wait until every write submitted so far has finished and the callbacks added to
         their futures have run (failures stay with their futures)."""
-        # Each write is done when `submit` returns; one turn of the loop runs the callbacks.
+        # On the loop's thread each write is done when `submit` returns; one turn of the loop
+        # runs the callbacks. The writer thread's are waited for (their failures stay put).
+        if self._pending:
+            await asyncio.wait(set(self._pending))
         await asyncio.sleep(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -97,3 +98,29 @@ def test_submit_outside_the_block_is_refused(factory: sessionmaker[Session]) -> 
 
     with pytest.raises(RuntimeError, match="async with"):
         asyncio.run(main())
+
+
+def test_on_postgresql_the_writes_leave_the_event_loop_on_sqlite_they_stay(
+    factory: sessionmaker[Session],
+) -> None:
+    """A PostgreSQL write is round trips to wait for, which the batch's requests must not;
+    a SQLite commit is CPU work, cheaper on the loop than handed to a thread."""
+    writing: list[int] = []
+
+    def where(session: Session, n: int) -> int:
+        writing.append(threading.get_ident())
+        return store(session, n)
+
+    async def main() -> int:
+        async with Writer(factory) as writer:
+            for n in range(3):
+                writer.submit(where, n)
+            await writer.drain()
+            return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert len(writing) == 3
+    assert len(set(writing)) == 1  # one writer, whichever thread it is
+    on_the_loop = writing[0] == loop_thread
+    assert on_the_loop is (factory.kw["bind"].dialect.name == "sqlite")
+    assert count(factory) == 3
