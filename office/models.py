@@ -456,7 +456,12 @@ class OutboxItem(Base):
     """Every outbound message; the unique key is what makes a send happen once."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_due", "status", "due_at"),
+        # A bounce names its message, or the address it failed for (office.mail.bounces).
+        Index("ix_outbox_message_id", "message_id"),
+        Index("ix_outbox_recipient_status", "recipient", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
