@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +61,17 @@ def _per_thread(name: str) -> Callable[..., Any]:
 
     call.__name__ = call.__qualname__ = name
     return call
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the temporary Prefect API servers the tests' flow runs started, while pytest
+    still has somewhere to write: left to Prefect's exit hook, each logs "Stopping
+    temporary server" to the closed capture and Python prints "--- Logging error ---"."""
+    server = sys.modules.get("prefect.server.api.server")
+    if server is None:
+        return
+    for instance in list(server.SubprocessASGIServer._instances.values()):
+        instance.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:
