@@ -24,12 +24,10 @@ from office.models import (
     WorkStatus,
 )
 from office.practice import apply_practice, parse_practice
-from office.records import ApplyStatus, MergeRequest, PatientUpdate, Submitter
-from office.records.apply import apply_record
-from office.records.updates import RecordBatch, SourceKind
+from office.records import ApplyStatus, PatientUpdate, Submitter
 from tests.board.conftest import csrf_of, sign_in
 from tests.board.practice import add_board_login
-from tests.records.conftest import NOW, PRACTICE, ann, apply, only_review
+from tests.records.conftest import NOW, PRACTICE, ann, apply, only_review, request_merge
 
 pytestmark = pytest.mark.anyio
 
@@ -157,13 +155,7 @@ async def test_a_merge_is_the_managers_to_decide(
         mrn="M2", first_name="Ann", last_name="Leigh", date_of_birth=date(1980, 1, 3), sex="F"
     )
     assert apply(practice, leigh).status is ApplyStatus.APPLIED
-    with transaction(practice) as session:
-        apply_record(
-            session,
-            RecordBatch((MergeRequest(PatientUpdate(mrn="M1"), retired_mrn="M2"),), SourceKind.HL7),
-            actor="hl7:PM",
-            now=NOW,
-        )
+    request_merge(practice)
     review = only_review(practice)
     await sign_in(client, "desk@clinic.test")
     shown = await client.get(f"/staff/reviews/{review.id}")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from flows import runtime
 from office.db import transaction
-from office.models import RecordReview, ReviewStatus
+from office.ledgers import store_inbound
+from office.models import Payer, RecordReview, ReviewStatus, utcnow
 from office.practice import apply_practice, parse_practice
 from office.records import (
     CoverageUpdate,
+    MergeRequest,
     PatientUpdate,
     RecordBatch,
     SourceKind,
@@ -20,6 +25,7 @@ from office.records import (
     apply_record,
 )
 from office.records.apply import ApplyOutcome
+from office.settings import Settings
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
@@ -86,3 +92,47 @@ def only_review(factory: sessionmaker[Session]) -> RecordReview:
         return session.scalars(
             select(RecordReview).where(RecordReview.status == ReviewStatus.PENDING)
         ).one()
+
+
+@pytest.fixture
+def office_app(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> runtime.Office:
+    monkeypatch.setattr(runtime, "_override", None)
+    return runtime.use_office(settings, engine)
+
+
+def booked(practice: sessionmaker[Session]) -> int:
+    """A booking webhook for a known patient whose payer's check fails (default x12
+    adapter, no clearinghouse configured); returns its inbox id."""
+    apply(practice, ann())
+    with transaction(practice) as session:
+        session.execute(update(Payer).where(Payer.payer_code == "PRAIRIE").values(adapter="x12"))
+    body = json.dumps(
+        {
+            "event": "booked",
+            "external_id": "PM-1",
+            "patient_mrn": "M1",
+            "provider_npi": "1234567893",
+            "location_id": 1,
+            "appointment_type": "follow-up",
+            "start": (utcnow() + timedelta(days=2)).isoformat(),
+            "occurred_at": (utcnow() - timedelta(minutes=1)).isoformat(),
+        }
+    ).encode()
+    with transaction(practice) as session:
+        item, _ = store_inbound(
+            session, source="webhook:bookings", key=hashlib.sha256(body).hexdigest(), body=body
+        )
+        return item.id
+
+
+def request_merge(factory: sessionmaker[Session]) -> None:
+    """An HL7 A40 from the practice-management system: M2 merged into M1."""
+    with transaction(factory) as session:
+        apply_record(
+            session,
+            RecordBatch((MergeRequest(PatientUpdate(mrn="M1"), retired_mrn="M2"),), SourceKind.HL7),
+            actor="hl7:PM",
+            now=NOW,
+        )

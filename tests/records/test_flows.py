@@ -13,23 +13,13 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from flows import runtime
 from flows.records import import_records
-from office.settings import Settings
 from tests.records.test_csv import HEADER, store_file
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
-
-
-@pytest.fixture
-def office_app(
-    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> runtime.Office:
-    monkeypatch.setattr(runtime, "_override", None)
-    return runtime.use_office(settings, engine)
 
 
 def test_import_records_counts_rows_in_an_artifact_with_no_patient_data(

@@ -11,8 +11,6 @@ their runs stay Scheduled until a test sets the state a worker would have report
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,7 +20,7 @@ import pytest
 from prefect import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.states import Completed, Crashed, Failed, State
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -35,30 +33,20 @@ from flows.reminders import send_appointment_notices
 from office.db import transaction
 from office.followups import MAX_ATTEMPTS, STALE_CLAIM
 from office.intake import process_item
-from office.ledgers import store_inbound
 from office.models import (
     Followup,
     FollowupStatus,
     InboxItem,
     OutboxItem,
-    Payer,
     WorkItem,
     utcnow,
 )
 from office.settings import Settings
-from tests.records.conftest import ann, apply
+from tests.records.conftest import booked
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
 FLOWS = {"on-booking": verify_appointment, "on-change": send_appointment_notices}
-
-
-@pytest.fixture
-def office_app(
-    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> runtime.Office:
-    monkeypatch.setattr(runtime, "_override", None)
-    return runtime.use_office(settings, engine)
 
 
 @pytest.fixture
@@ -97,31 +85,6 @@ def deployments() -> Iterator[Callable[..., dict[str, UUID]]]:
                 await client.delete_deployment(deployment_id)
 
     asyncio.run(remove())
-
-
-def booked(practice: sessionmaker[Session]) -> int:
-    """A booking webhook for a known patient whose payer's check fails (default x12
-    adapter, no clearinghouse configured); returns its inbox id."""
-    apply(practice, ann())
-    with transaction(practice) as session:
-        session.execute(update(Payer).where(Payer.payer_code == "PRAIRIE").values(adapter="x12"))
-    body = json.dumps(
-        {
-            "event": "booked",
-            "external_id": "PM-1",
-            "patient_mrn": "M1",
-            "provider_npi": "1234567893",
-            "location_id": 1,
-            "appointment_type": "follow-up",
-            "start": (utcnow() + timedelta(days=2)).isoformat(),
-            "occurred_at": (utcnow() - timedelta(minutes=1)).isoformat(),
-        }
-    ).encode()
-    with transaction(practice) as session:
-        item, _ = store_inbound(
-            session, source="webhook:bookings", key=hashlib.sha256(body).hexdigest(), body=body
-        )
-        return item.id
 
 
 def ledger(practice: sessionmaker[Session]) -> dict[str, Followup]:

@@ -6,12 +6,10 @@ out of attempts, a person gets a `followup_failed` work item."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from flows import runtime
@@ -19,54 +17,22 @@ from flows.followups import retry_followups
 from flows.intake import process_inbox
 from office.db import transaction
 from office.followups import MAX_ATTEMPTS
-from office.ledgers import store_inbound
 from office.models import (
     Followup,
     FollowupStatus,
     OutboxItem,
-    Payer,
     WorkItem,
     utcnow,
 )
-from office.settings import Settings
-from tests.records.conftest import ann, apply
+from tests.records.conftest import booked
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
-
-
-@pytest.fixture
-def office_app(
-    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> runtime.Office:
-    monkeypatch.setattr(runtime, "_override", None)
-    return runtime.use_office(settings, engine)
 
 
 def test_a_failing_check_is_retried_then_handed_to_a_person_and_the_notice_still_goes(
     practice: sessionmaker[Session], office_app: runtime.Office
 ) -> None:
-    apply(practice, ann())
-    with transaction(practice) as session:
-        # The practice's payer on the default adapter, with no clearinghouse configured.
-        session.execute(update(Payer).where(Payer.payer_code == "PRAIRIE").values(adapter="x12"))
-    start = utcnow() + timedelta(days=2)
-    body = json.dumps(
-        {
-            "event": "booked",
-            "external_id": "PM-1",
-            "patient_mrn": "M1",
-            "provider_npi": "1234567893",
-            "location_id": 1,
-            "appointment_type": "follow-up",
-            "start": start.isoformat(),
-            "occurred_at": (utcnow() - timedelta(minutes=1)).isoformat(),
-        }
-    ).encode()
-    with transaction(practice) as session:
-        item, _ = store_inbound(
-            session, source="webhook:bookings", key=hashlib.sha256(body).hexdigest(), body=body
-        )
-        item_id = item.id
+    item_id = booked(practice)
 
     result = asyncio.run(process_inbox(item_id))
     assert result["status"] == "processed"

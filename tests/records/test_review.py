@@ -33,12 +33,10 @@ from office.models import (
     WorkStatus,
     utcnow,
 )
-from office.records import ApplyStatus, CoverageUpdate, MergeRequest, PatientUpdate, Submitter
-from office.records.apply import apply_record
+from office.records import ApplyStatus, CoverageUpdate, PatientUpdate, Submitter
 from office.records.review import ReviewError, approve_review, reject_review
-from office.records.updates import RecordBatch, SourceKind
 from office.settings import Settings
-from tests.records.conftest import NOW, ann, apply, only_review
+from tests.records.conftest import NOW, ann, apply, only_review, request_merge
 
 
 def by_mrn(factory: sessionmaker[Session], mrn: str) -> Patient:
@@ -178,13 +176,7 @@ def test_a_merge_approved_retires_the_record_into_the_survivor(
         email="ann.leigh@example.com",
     )
     apply(practice, bob)
-    with transaction(practice) as session:
-        apply_record(
-            session,
-            RecordBatch((MergeRequest(PatientUpdate(mrn="M1"), retired_mrn="M2"),), SourceKind.HL7),
-            actor="hl7:PM",
-            now=NOW,
-        )
+    request_merge(practice)
     review = only_review(practice)
     with transaction(practice) as session:
         approve_review(session, review.id, by="mo", now=NOW)
