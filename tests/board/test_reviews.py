@@ -27,18 +27,9 @@ from office.practice import apply_practice, parse_practice
 from office.records import ApplyStatus, PatientUpdate, Submitter
 from tests.board.conftest import csrf_of, sign_in
 from tests.board.practice import add_board_login
-from tests.records.conftest import NOW, PRACTICE, ann, apply, only_review, request_merge
+from tests.records.conftest import NOW, PRACTICE, TWIN, ann, apply, only_review, request_merge
 
 pytestmark = pytest.mark.anyio
-
-TWIN = PatientUpdate(
-    mrn="EXT-9",
-    first_name="Anne",
-    last_name="Lee",
-    date_of_birth=date(1980, 1, 2),
-    sex="F",
-    city="Skokie",
-)
 
 
 @pytest.fixture

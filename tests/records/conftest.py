@@ -48,6 +48,17 @@ staff:
 """
 
 
+# Ann Lee (`ann`) as another system sends her: its own MRN, her name spelled "Anne".
+TWIN = PatientUpdate(
+    mrn="EXT-9",
+    first_name="Anne",
+    last_name="Lee",
+    date_of_birth=date(1980, 1, 2),
+    sex="F",
+    city="Skokie",
+)
+
+
 @pytest.fixture
 def practice(factory: sessionmaker[Session]) -> sessionmaker[Session]:
     with transaction(factory) as session:

@@ -36,7 +36,7 @@ from office.models import (
 from office.records import ApplyStatus, CoverageUpdate, PatientUpdate, Submitter
 from office.records.review import ReviewError, approve_review, reject_review
 from office.settings import Settings
-from tests.records.conftest import NOW, ann, apply, only_review, request_merge
+from tests.records.conftest import NOW, TWIN, ann, apply, only_review, request_merge
 
 
 def by_mrn(factory: sessionmaker[Session], mrn: str) -> Patient:
@@ -103,15 +103,7 @@ def test_a_duplicate_approved_is_that_patient_and_its_own_mrn_then_finds_them(
     practice: sessionmaker[Session],
 ) -> None:
     apply(practice, ann())
-    twin = PatientUpdate(
-        mrn="EXT-9",
-        first_name="Anne",
-        last_name="Lee",
-        date_of_birth=date(1980, 1, 2),
-        sex="F",
-        city="Skokie",
-    )
-    assert apply(practice, twin).status is ApplyStatus.POSSIBLE_DUPLICATE
+    assert apply(practice, TWIN).status is ApplyStatus.POSSIBLE_DUPLICATE
     review = only_review(practice)
     with transaction(practice) as session:
         decision = approve_review(session, review.id, by="mo", now=NOW)
