@@ -551,6 +551,41 @@ def _closes_on(kinds: frozenset[str] | None, reason: CloseReason, name: str) -> 
     return reason in kind_of(name).closes_when and (kinds is None or name in kinds)
 
 
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    work_item_id: int
+    appointment_id: int
+    kind: str
+
+
+def _open_listings(session: Session, appointment_ids: Sequence[int]) -> list[_Listing]:
+    """The open items still listing these visits, found from the visits.
+
+    Two indexed reads, not one join: given the join, SQLite walks every open item (by the
+    board's status index) and probes its visits, a cost that grows with the queue, so that
+    storing 100,000 eligibility answers took 14 minutes where 2,000 took 3 seconds.
+    """
+    listed = session.execute(
+        select(WorkItemVisit.work_item_id, WorkItemVisit.appointment_id).where(
+            WorkItemVisit.appointment_id.in_(appointment_ids),
+            WorkItemVisit.cleared_at.is_(None),
+        )
+    ).all()
+    kinds: dict[int, str] = {}
+    for chunk in chunks(sorted({row.work_item_id for row in listed})):
+        rows = session.execute(
+            select(WorkItem.id, WorkItem.kind).where(
+                WorkItem.id.in_(chunk), WorkItem.status == WorkStatus.OPEN
+            )
+        )
+        kinds.update((item_id, kind) for item_id, kind in rows.tuples())
+    return [
+        _Listing(row.work_item_id, row.appointment_id, kinds[row.work_item_id])
+        for row in listed
+        if row.work_item_id in kinds
+    ]
+
+
 def _clear_visits(
     session: Session, causes: Sequence[Cleared], now: datetime, actor: str
 ) -> dict[int, tuple[CloseReason, str | None]]:
@@ -563,16 +598,7 @@ def _clear_visits(
     cleared: list[dict[str, Any]] = []
     changes: list[tuple[int, str, str | None, str | None]] = []
     for chunk in chunks(sorted(by_appointment)):
-        rows = session.execute(
-            select(WorkItemVisit.work_item_id, WorkItemVisit.appointment_id, WorkItem.kind)
-            .join(WorkItem, WorkItem.id == WorkItemVisit.work_item_id)
-            .where(
-                WorkItemVisit.appointment_id.in_(chunk),
-                WorkItemVisit.cleared_at.is_(None),
-                WorkItem.status == WorkStatus.OPEN,
-            )
-        ).all()
-        for row in rows:
+        for row in _open_listings(session, chunk):
             match = next(
                 (
                     c
