@@ -7,12 +7,14 @@ median of the per-round ratios. Lines go to stderr; the JSON line on stdout stay
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["bound_by", "medians", "own_peak_rss_mb", "print_rounds"]
+__all__ = ["bound_by", "medians", "own_peak_rss_mb", "print_rounds", "reset_peak_rss"]
 
 
 def medians(rounds: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -42,8 +44,23 @@ def bound_by(*, flow_cpu_s: float, wall_s: float, waits: str) -> str:
 
 
 def own_peak_rss_mb() -> float:
-    """Peak resident memory of this process alone (the flow runs here), in MB."""
+    """Peak resident memory of this process alone (the flow runs here), in MB: since the
+    last `reset_peak_rss` on Linux, else since the process started."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def reset_peak_rss() -> None:
+    """Start the peak over from what this process holds now (Linux: clear_refs 5), so that
+    a peak read afterwards is the flow's, not a baseline's run before it in this process."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 def _line(values: Mapping[str, float]) -> str:
