@@ -20,7 +20,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.board.web import SESSION_COOKIE, Board, client_address, page, redirect, refuse
+from app.board.web import (
+    SESSION_COOKIE,
+    Board,
+    client_address,
+    id_field,
+    page,
+    redirect,
+    refuse,
+)
 from office.db import transaction
 from office.models import Appointment, AuditEntry, Location
 from office.staff_auth import MANAGER, SignedIn, record_access, resume_session
@@ -67,10 +75,6 @@ def signed_in_page(
     return response
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 10 else None
-
-
 def add_page_routes(router: APIRouter, board: Board) -> None:
     """GET /today, /visits/{id}, /trends."""
 
@@ -81,7 +85,7 @@ def add_page_routes(router: APIRouter, board: Board) -> None:
     async def today_page(
         request: Request, clinic: str = "", role: str = "", kind: str = ""
     ) -> Response:
-        clinic_id = _int(clinic)
+        clinic_id = id_field(clinic)
         role_filter = role if role in ROLE_LABELS else None
         kind_filter = kind if kind in {k.name for k in KINDS} else None
 

@@ -16,9 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.board.actions import NOTE_LIMIT
 from app.board.pages import may_act, signed_in_page
 from app.board.signin_routes import CSRF_REFUSED
-from app.board.web import Board, client_address, csrf_ok, form_fields, page, redirect, refuse
+from app.board.web import (
+    Board,
+    client_address,
+    csrf_ok,
+    form_fields,
+    id_field,
+    page,
+    redirect,
+    refuse,
+)
 from office.models import Patient, RecordReview, ReviewStatus, WorkItem, WorkStatus
 from office.records.review import (
     ReviewError,
@@ -35,7 +45,6 @@ from office.workqueue.views import role_label
 __all__ = ["REVIEWS_LIMIT", "add_review_routes"]
 
 REVIEWS_LIMIT = 200
-NOTE_LIMIT = 2000
 
 
 def _decider(session: Session, viewer: SignedIn, review: RecordReview) -> bool:
@@ -137,7 +146,6 @@ def add_review_routes(router: APIRouter, board: Board) -> None:
                 return refuse(404, "There is no such review.")
             if not _decider(session, viewer, review):
                 return refuse(403, "This review belongs to another role; ask its owner.")
-            chosen = fields.get("patient", "")
             note = fields.get("note", "").strip()[:NOTE_LIMIT] or None
             try:
                 with session.begin_nested():
@@ -147,7 +155,7 @@ def add_review_routes(router: APIRouter, board: Board) -> None:
                         approve=decision == "approve",
                         by=_by(viewer),
                         now=board.clock(),
-                        patient_id=int(chosen) if chosen.isdigit() and len(chosen) < 10 else None,
+                        patient_id=id_field(fields.get("patient")),
                         note=note,
                     )
             except ReviewError as exc:

@@ -28,6 +28,7 @@ __all__ = [
     "Recheck",
     "client_address",
     "form_fields",
+    "id_field",
     "page",
     "redirect",
     "refuse",
@@ -102,6 +103,11 @@ async def form_fields(request: Request) -> dict[str, str] | None:
     for name, value in pairs:
         fields.setdefault(name, value)
     return fields
+
+
+def id_field(value: str | None) -> int | None:
+    """A form or query field naming a row by id; None when it is not a plain small number."""
+    return int(value) if value and value.isdigit() and len(value) < 10 else None
 
 
 def csrf_ok(viewer: SignedIn, fields: dict[str, str] | None) -> bool:

@@ -31,6 +31,14 @@ def checklists(session: Session) -> dict[tuple[str, str], Checklist]:
     return {(last, c.kind.value): c for c, last in rows}
 
 
+def import_practice(factory: sessionmaker[Session], text: bytes) -> None:
+    """The practice file imported as `office practice import` does, onboarding hook included."""
+    with transaction(factory) as session:
+        apply_practice(
+            session, parse_practice(text), actor="t", source="t", now=NOW, on_staff=on_staff_change
+        )
+
+
 def test_the_import_starts_onboarding_for_new_hires_only(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
@@ -64,22 +72,11 @@ def test_a_departure_in_the_file_starts_offboarding_and_a_moved_day_moves_it(
     factory: sessionmaker[Session],
 ) -> None:
     text = EXAMPLE.read_bytes()
-    with transaction(factory) as session:
-        apply_practice(
-            session, parse_practice(text), actor="t", source="t", now=NOW, on_staff=on_staff_change
-        )
+    import_practice(factory, text)
     leaving = text.replace(
         b"start_date: 2021-06-01}", b"start_date: 2021-06-01, end_date: 2027-02-26}"
     )
-    with transaction(factory) as session:
-        apply_practice(
-            session,
-            parse_practice(leaving),
-            actor="t",
-            source="t",
-            now=NOW,
-            on_staff=on_staff_change,
-        )
+    import_practice(factory, leaving)
     with factory() as session:
         offboarding = checklists(session)[("Chan", "offboarding")]
         items = session.scalars(
@@ -92,10 +89,7 @@ def test_a_departure_in_the_file_starts_offboarding_and_a_moved_day_moves_it(
     )
     assert {i.due_on for i in items} == {date(2027, 2, 26)}
     moved = leaving.replace(b"end_date: 2027-02-26", b"end_date: 2027-03-05")
-    with transaction(factory) as session:
-        apply_practice(
-            session, parse_practice(moved), actor="t", source="t", now=NOW, on_staff=on_staff_change
-        )
+    import_practice(factory, moved)
     with factory() as session:
         found = checklists(session)
         again = session.scalars(
@@ -123,26 +117,10 @@ def test_an_import_reads_the_role_templates_once_for_all_its_hires(
             raising=False,
         )
     two_hires = EXAMPLE.read_bytes().replace(b"start_date: 2021-06-01}", b"start_date: 2027-01-11}")
-    with transaction(factory) as session:
-        apply_practice(
-            session,
-            parse_practice(two_hires),
-            actor="t",
-            source="t",
-            now=NOW,
-            on_staff=on_staff_change,
-        )
+    import_practice(factory, two_hires)
     with factory() as session:
         found = checklists(session)
     assert {("Park", "onboarding"), ("Chan", "onboarding")} <= set(found)
     assert len(reads) == 1
-    with transaction(factory) as session:  # again: every checklist exists, nothing is read
-        apply_practice(
-            session,
-            parse_practice(two_hires),
-            actor="t",
-            source="t",
-            now=NOW,
-            on_staff=on_staff_change,
-        )
+    import_practice(factory, two_hires)  # again: every checklist exists, nothing is read
     assert len(reads) == 1
