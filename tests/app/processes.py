@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -60,3 +64,15 @@ def wait_for(check: Callable[[], bool], *, within: float, every: float = 0.25) -
             return True
         time.sleep(every)
     return check()
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process started with process_group=0 and everything in its group: SIGTERM,
+    20 s to finish, then SIGKILL."""
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=20)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

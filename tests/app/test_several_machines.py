@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from office.db import make_engine, make_sessionmaker
 from office.migrate import upgrade
 from office.models import Channel, CheckStatus, EligibilityCheck, OutboxItem, OutboxStatus
 from testkit.smtp_sink import Sink, start_sink
+from tests.app.processes import stop_group
 from tests.conftest import PG_URL, fresh_database_url
 
 pytestmark = [
@@ -59,13 +59,7 @@ def group(command: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     try:
         yield process
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_group(process)
 
 
 @contextmanager

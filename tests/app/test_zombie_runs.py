@@ -10,7 +10,6 @@ decide.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from office.models import OutboxStatus
 from office.reminders import DEFAULT_LEASE
 from office.settings import Settings
 from testkit.smtp_sink import start_sink
-from tests.app.processes import wait_for
+from tests.app.processes import stop_group, wait_for
 from tests.reminders.conftest import NOW, build_clinic
 
 pytestmark = pytest.mark.slow
@@ -71,13 +70,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         assert wait_for(lambda: healthy(api), within=180), (tmp_path / "server.log").read_text()
         yield api, env
     finally:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        stop_group(process)
 
 
 def healthy(api: str) -> bool:
