@@ -10,7 +10,8 @@ Elsewhere (PostgreSQL) it is `insert(table)` with the rows, as before.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
@@ -46,6 +47,13 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     processors = [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     ]
+    # Column by column: the values of a column with bind processing go through it, the
+    # others (text, integers) as they are; rows are then cut from the columns.
+    columns = [
+        [row[name] for row in rows] if process is None else _processed(rows, name, process)
+        for name, process in zip(names, processors, strict=True)
+    ]
+    values = list(zip(*columns, strict=True))
     per = max(1, SQLITE_PARAMETERS // len(names))
     quote = dialect.identifier_preparer.quote
     head = f"INSERT INTO {quote(table.name)} ({', '.join(map(quote, names))}) VALUES "
@@ -53,13 +61,26 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     full = head + ", ".join([one] * per)
     raw = connection.connection.driver_connection
     assert raw is not None, "a checked-out connection has its driver's"
-    for start in range(0, len(rows), per):
-        part = rows[start : start + per]
-        values = [
-            value if process is None or value is None else process(value)
-            for row in part
-            for name, process in zip(names, processors, strict=True)
-            for value in (row[name],)
-        ]
+    for start in range(0, len(values), per):
+        part = values[start : start + per]
         statement = full if len(part) == per else head + ", ".join([one] * len(part))
-        raw.execute(statement, values)
+        raw.execute(statement, list(chain.from_iterable(part)))
+
+
+def _processed(
+    rows: Sequence[Mapping[str, Any]], name: str, process: Callable[[Any], Any]
+) -> list[Any]:
+    """One column's values through its bind processing; a value the same object as the
+    row before's (a batch's timestamp, a flag) is processed once."""
+    out: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for row in rows:
+        value = row[name]
+        if value is not last:
+            last, done = value, (None if value is None else process(value))
+        out.append(done)
+    return out
+
+
+_NOTHING = object()

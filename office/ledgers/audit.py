@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from itertools import chain
 from typing import NamedTuple
 
 from sqlalchemy.orm import Session
@@ -108,7 +109,7 @@ def record_changes(
     for start in range(0, len(rows), _SQLITE_ROWS):
         part = rows[start : start + _SQLITE_ROWS]
         statement = full if len(part) == _SQLITE_ROWS else head + ", ".join([one] * len(part))
-        raw.execute(statement, [value for row in part for value in row])
+        raw.execute(statement, list(chain.from_iterable(part)))
     return len(rows)
 
 

@@ -94,6 +94,12 @@ _FIELD_COLUMNS: Final = PATIENT_FIELDS
 _DATES: Final = frozenset(
     {"date_of_birth", "effective_from", "effective_to", "subscriber_date_of_birth"}
 )
+_DATE_COLUMNS: Final = frozenset(n for n in CSV_COLUMNS if n.removeprefix("secondary_") in _DATES)
+# Each coverage's columns, in COVERAGE_COLUMNS' order.
+_COVERAGES_BY_RANK: Final = (
+    (1, COVERAGE_COLUMNS),
+    (2, tuple(f"secondary_{name}" for name in COVERAGE_COLUMNS)),
+)
 _YES: Final = frozenset({"yes", "y", "true", "1"})
 _NO: Final = frozenset({"no", "n", "false", "0"})
 _CHUNK: Final = 500
@@ -132,9 +138,9 @@ def read_rows(data: bytes) -> list[dict[str, str]]:
             if len(rows) >= MAX_ROWS:
                 raise IntakeRejected(f"more than {MAX_ROWS} rows; split the file")
             row = {
-                name: cell.strip()
+                name: value
                 for name, cell in zip(names, cells, strict=False)
-                if name and cell.strip()
+                if name and (value := cell.strip())
             }
             if row:
                 rows.append(row)
@@ -151,9 +157,9 @@ def row_update(row: dict[str, str], where: str) -> tuple[PatientUpdate | None, l
         raw = row.get(name)
         if raw is None:
             return None
-        if raw.lower() == CLEAR_CELL:
+        if len(raw) == len(CLEAR_CELL) and raw.lower() == CLEAR_CELL:
             return CLEAR
-        if name.removeprefix("secondary_") in _DATES:
+        if name in _DATE_COLUMNS:
             parsed = _date(raw)
             if parsed is None:
                 problems.append(Problem(where, name, "not a date (YYYY-MM-DD or MM/DD/YYYY)"))
@@ -174,25 +180,39 @@ def row_update(row: dict[str, str], where: str) -> tuple[PatientUpdate | None, l
         elif answer:
             problems.append(Problem(where, f"consent_{channel}", "must be yes or no"))
     coverages = []
-    for rank, prefix in ((1, ""), (2, "secondary_")):
-        if not any(row.get(prefix + name) for name in COVERAGE_COLUMNS):
+    for rank, columns in _COVERAGES_BY_RANK:
+        if row.keys().isdisjoint(columns) or not any(row.get(name) for name in columns):
             continue
-        copay = cell(prefix + "copay")
+        (
+            payer_code,
+            payer_name,
+            member_id,
+            group_number,
+            plan_name,
+            effective_from,
+            effective_to,
+            relationship,
+            subscriber_first_name,
+            subscriber_last_name,
+            subscriber_date_of_birth,
+            subscriber_sex,
+            copay,
+        ) = map(cell, columns)
         coverages.append(
             CoverageUpdate(
-                payer_code=_text(cell(prefix + "payer_code")),
-                payer_name=_text(cell(prefix + "payer_name")),
-                member_id=cell(prefix + "member_id"),
-                group_number=cell(prefix + "group_number"),
-                plan_name=cell(prefix + "plan_name"),
+                payer_code=_text(payer_code),
+                payer_name=_text(payer_name),
+                member_id=member_id,
+                group_number=group_number,
+                plan_name=plan_name,
                 rank=rank,
-                effective_from=cell(prefix + "effective_from"),
-                effective_to=cell(prefix + "effective_to"),
-                relationship_code=cell(prefix + "relationship"),
-                subscriber_first_name=cell(prefix + "subscriber_first_name"),
-                subscriber_last_name=cell(prefix + "subscriber_last_name"),
-                subscriber_date_of_birth=cell(prefix + "subscriber_date_of_birth"),
-                subscriber_sex=cell(prefix + "subscriber_sex"),
+                effective_from=effective_from,
+                effective_to=effective_to,
+                relationship_code=relationship,
+                subscriber_first_name=subscriber_first_name,
+                subscriber_last_name=subscriber_last_name,
+                subscriber_date_of_birth=subscriber_date_of_birth,
+                subscriber_sex=subscriber_sex,
                 copay_on_file=copay,
             )
         )
@@ -316,8 +336,9 @@ def _apply_chunk(
     outcomes = apply_records(session, batches, actor=item.source[:80], now=now)
     calls: list[FollowupCall] = []
     for (number, row), outcome in zip(kept, outcomes, strict=True):
-        counts[outcome.status.value] += 1
-        if outcome.status is ApplyStatus.REJECTED:
+        status = outcome.status
+        counts[status.value] += 1
+        if status is ApplyStatus.REJECTED:
             rejected.append((number, row, outcome.reason))
         else:
             calls.extend(FollowupCall(VERIFY, visit) for visit in outcome.reverify)

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from office.records.match import Grade, Score, grade, score
+from office.records.match import Grade, Match, Score, grade, score
 from office.records.policy import COVERAGE, ReviewPolicy
 from office.records.store import EVENT_FIELD, LINKED_MRN_SYSTEM, CoverageRow, PatientRow, Store
 from office.records.updates import (
@@ -192,10 +192,12 @@ def _known(store: Store, update: PatientUpdate, where: str) -> PatientRow | list
     return row
 
 
-def _candidates(store: Store, update: PatientUpdate) -> Any:
-    wanted = {name: getattr(update, name) for name in PATIENT_FIELDS}
+def _candidates(store: Store, update: PatientUpdate) -> Match:
     born = update.date_of_birth
-    rows = store.by_birth.get(born, []) if isinstance(born, date) else []
+    rows = store.by_birth.get(born) if isinstance(born, date) else None
+    if not rows:
+        return grade(())
+    wanted = {name: getattr(update, name) for name in PATIENT_FIELDS}
     scores = [
         score(wanted, row.values, row.id)
         for row in rows
@@ -209,8 +211,10 @@ def _plan_new(
 ) -> _Plan | list[Problem]:
     missing = [n for n in _NEW_PATIENT_NEEDS if getattr(update, n) in (None, CLEAR)]
     problems = [Problem(batch.where, n, "required for a new patient") for n in missing]
-    values: dict[str, Any] = {name: None for name in PATIENT_FIELDS}
-    values.update({k: (None if v is CLEAR else v) for k, v in set_fields(update).items()})
+    values: dict[str, Any] = {
+        name: None if (value := getattr(update, name)) is CLEAR else value
+        for name in PATIENT_FIELDS
+    }
     values["language"] = values["language"] or "en"
     values["mrn"] = update.mrn or f"OF{uuid.uuid4().hex[:12].upper()}"
     row = PatientRow(None, values)
@@ -449,20 +453,31 @@ def _commit(
         store.created.append(plan.new_row)
         buffer.new_patients.append(plan.new_row)
     changed = bool(plan.fields or plan.coverages or plan.consents or plan.identifiers)
-    for name, (before, after) in plan.fields.items():
-        row.values[name] = after
-        buffer.audit.append((row, "patients", name, before, after, options.actor, source))
-        draft.changed.append(name)
-    if plan.fields and not row.new and row.id is not None:
-        row.changed.update(plan.fields)
-        buffer.patients[row.id] = row
+    actor = options.actor
+    if plan.fields:
+        row.values.update((name, after) for name, (_before, after) in plan.fields.items())
+        buffer.audit.extend(
+            [
+                (row, "patients", name, before, after, actor, source)
+                for name, (before, after) in plan.fields.items()
+            ]
+        )
+        draft.changed.extend(plan.fields)
+        if not row.new and row.id is not None:
+            row.changed.update(plan.fields)
+            buffer.patients[row.id] = row
     for cov, changes in plan.coverages:
         if not changes:
             continue
-        for name, (before, after) in changes.items():
-            cov.values[name] = after
-            buffer.audit.append((cov, "coverages", name, before, after, options.actor, source))
-            draft.changed.append(f"coverage {cov.values.get('rank', 1)}.{name}")
+        cov.values.update((name, after) for name, (_before, after) in changes.items())
+        buffer.audit.extend(
+            [
+                (cov, "coverages", name, before, after, actor, source)
+                for name, (before, after) in changes.items()
+            ]
+        )
+        label = f"coverage {cov.values.get('rank', 1)}."
+        draft.changed.extend([label + name for name in changes])
         if cov.new:
             if cov not in row.coverages:
                 row.coverages.append(cov)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from office.clock import chunks
@@ -156,14 +156,19 @@ def load_store(session: Session, batches: Iterable[RecordBatch], store: Store) -
                     keys.add((record.retired_identifier.system, record.retired_identifier.value))
             _wanted(update, mrns, keys, births)
     locking = session.get_bind().dialect.name == "postgresql"
+    # Sender ids by system: one value per bound parameter, not a (system, value) pair.
+    values_by_system: dict[str, list[str]] = defaultdict(list)
+    for system, value in sorted(keys):
+        values_by_system[system].append(value)
     ids: set[int] = set()
-    for chunk in chunks(sorted(keys)):
-        rows = session.execute(
-            select(PatientIdentifier.patient_id).where(
-                tuple_(PatientIdentifier.system, PatientIdentifier.value).in_(chunk)
+    for system, values in values_by_system.items():
+        for chunk in chunks(values):
+            rows = session.execute(
+                select(PatientIdentifier.patient_id).where(
+                    PatientIdentifier.system == system, PatientIdentifier.value.in_(chunk)
+                )
             )
-        )
-        ids.update(rows.scalars())
+            ids.update(rows.scalars())
     wanted = [
         *(Patient.mrn.in_(chunk) for chunk in chunks(sorted(mrns))),
         *(Patient.id.in_(chunk) for chunk in chunks(sorted(ids))),

@@ -118,6 +118,7 @@ _WIDTH = {
 }
 _REQUIRED = frozenset({"first_name", "last_name", "date_of_birth", "sex", "language"})
 _MAX_AGE_YEARS = 120
+_REGION = "US"  # phone numbers without a country code are this region's
 
 
 def validate(
@@ -160,7 +161,16 @@ def check_batch(
         problems.extend(found)
     if not batch.records:
         problems.append(Problem(batch.where, "records", "nothing to apply"))
-    return dataclasses.replace(batch, records=tuple(records)), problems
+    checked = RecordBatch(
+        records=tuple(records),
+        source_kind=batch.source_kind,
+        submitter=batch.submitter,
+        inbox_id=batch.inbox_id,
+        control_id=batch.control_id,
+        label=batch.label,
+        row=batch.row,
+    )
+    return checked, problems
 
 
 def is_medicare(coverage: CoverageUpdate, mbi_payers: Collection[str] = ()) -> bool:
@@ -196,50 +206,58 @@ def _check_any(
 
 
 def _check_patient(update: PatientUpdate, context: _Context) -> tuple[PatientUpdate, list[Problem]]:
+    # The normalized update is built field by field, not with dataclasses.replace: this
+    # runs for every row of a file, and replace's walk over the fields cost as much again
+    # as building it (tests/records/test_apply.py checks that no field is dropped).
     problems: list[Problem] = []
+    where = context.where
     values: dict[str, Any] = {}
-
-    def report(name: str, message: str) -> None:
-        problems.append(Problem(context.where, name, message))
-
     for name, rule in _PATIENT_RULES.items():
         raw = getattr(update, name)
-        if raw is None:
-            continue
         if raw is CLEAR:
             if name in _REQUIRED:
-                report(name, "cannot be cleared")
-            continue
-        fixed, message = rule(raw, context, name)
-        if message:
-            report(name, message)
-        values[name] = fixed
+                problems.append(Problem(where, name, "cannot be cleared"))
+        elif raw is not None:
+            raw, message = rule(raw, context, name)
+            if message:
+                problems.append(Problem(where, name, message))
+        values[name] = raw
     mrn = _trimmed(update.mrn)
     if mrn is not None and len(mrn) > _WIDTH["mrn"]:
-        report("mrn", f"longer than {_WIDTH['mrn']} characters")
-    values["mrn"] = mrn
+        problems.append(Problem(where, "mrn", f"longer than {_WIDTH['mrn']} characters"))
     for identifier in update.identifiers:
         problems.extend(_identifier_problems(identifier, context))
-    has_identity = mrn or update.identifiers
-    named = all(values.get(n) not in (None, "") for n in ("first_name", "last_name"))
-    if not has_identity and not (named and values.get("date_of_birth") is not None):
-        report("identity", "no MRN, sender id, or name and date of birth to match on")
+    first, last, born = values["first_name"], values["last_name"], values["date_of_birth"]
+    named = first not in (None, "", CLEAR) and last not in (None, "", CLEAR)
+    if not (mrn or update.identifiers) and not (named and born not in (None, CLEAR)):
+        problems.append(
+            Problem(where, "identity", "no MRN, sender id, or name and date of birth to match on")
+        )
     coverages = []
     for index, coverage in enumerate(update.coverages, start=1):
         fixed_coverage, found = _check_coverage(coverage, context, index)
         coverages.append(fixed_coverage)
         problems.extend(found)
-    ranks = [c.rank for c in update.coverages if c.rank is not None]
-    if len(ranks) != len(set(ranks)):
-        report("coverage.rank", "two coverages with the same rank")
-    values["coverages"] = tuple(coverages)
+    if len(update.coverages) > 1:
+        ranks = [c.rank for c in update.coverages if c.rank is not None]
+        if len(ranks) != len(set(ranks)):
+            problems.append(Problem(where, "coverage.rank", "two coverages with the same rank"))
     for consent in update.consents:
         if consent.channel not in _CHANNELS:
-            report("consent", "channel must be email or sms")
-    values["consents"] = tuple(
+            problems.append(Problem(where, "consent", "channel must be email or sms"))
+    consents = tuple(
         ConsentUpdate(c.channel.strip().lower(), c.granted, c.source[:80]) for c in update.consents
     )
-    return dataclasses.replace(update, **values), problems
+    checked = PatientUpdate(
+        mrn=mrn,
+        identifiers=update.identifiers,
+        coverages=tuple(coverages),
+        consents=consents,
+        expected_version=update.expected_version,
+        occurred_at=update.occurred_at,
+        **values,
+    )
+    return checked, problems
 
 
 def _check_coverage(
@@ -247,43 +265,49 @@ def _check_coverage(
 ) -> tuple[CoverageUpdate, list[Problem]]:
     problems: list[Problem] = []
     label = f"coverage {index}"
-    values: dict[str, Any] = {}
+    where = context.where
 
     def report(name: str, message: str) -> None:
-        problems.append(Problem(context.where, f"{label}.{name}", message))
+        problems.append(Problem(where, f"{label}.{name}", message))
 
     payer_code = _trimmed(coverage.payer_code)
     payer_name = _trimmed(coverage.payer_name)
-    values["payer_code"], values["payer_name"] = payer_code, payer_name
     if payer_code is None and payer_name is None:
         report("payer", "names no payer (payer_code or payer_name)")
-    for name, width in (("payer_code", 80), ("payer_name", 200)):
-        if values[name] is not None and len(values[name]) > width:
-            report(name, f"longer than {width} characters")
+    if payer_code is not None and len(payer_code) > _WIDTH["payer_code"]:
+        report("payer_code", f"longer than {_WIDTH['payer_code']} characters")
+    if payer_name is not None and len(payer_name) > _WIDTH["payer_name"]:
+        report("payer_name", f"longer than {_WIDTH['payer_name']} characters")
     if coverage.rank is not None and coverage.rank not in (1, 2, 3):
         report("rank", "must be 1, 2 or 3")
+    values: dict[str, Any] = {}
     for name, rule in _COVERAGE_RULES.items():
         raw = getattr(coverage, name)
-        if raw is None:
-            continue
         if raw is CLEAR:
             if name in ("member_id", "relationship_code"):
                 report(name, "cannot be cleared")
-            continue
-        fixed, message = rule(raw, context, name)
-        if message:
-            report(name, message)
-        values[name] = fixed
-    member = values.get("member_id")
+        elif raw is not None:
+            raw, message = rule(raw, context, name)
+            if message:
+                report(name, message)
+        values[name] = raw
+    member = values["member_id"]
     if isinstance(member, str) and _medicare(payer_code, payer_name, context.mbi_payers):
         mbi = member.replace("-", "").replace(" ", "").upper()
         if MBI_PATTERN.fullmatch(mbi) is None:
             report("member_id", "not a Medicare Beneficiary Identifier (MBI)")
         values["member_id"] = mbi
-    start, end = values.get("effective_from"), values.get("effective_to")
+    start, end = values["effective_from"], values["effective_to"]
     if isinstance(start, date) and isinstance(end, date) and end < start:
         report("effective_to", "before effective_from")
-    return dataclasses.replace(coverage, **values), problems
+    checked = CoverageUpdate(
+        payer_code=payer_code,
+        payer_name=payer_name,
+        rank=coverage.rank,
+        expected_version=coverage.expected_version,
+        **values,
+    )
+    return checked, problems
 
 
 def _identifier_problems(identifier: Identifier, context: _Context) -> list[Problem]:
@@ -346,10 +370,15 @@ def _sex(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
 
 def _phone(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
     try:
-        number = phonenumbers.parse(str(raw), "US")
+        number = phonenumbers.parse(str(raw), _REGION)
     except phonenumbers.NumberParseException:
         return raw, "not a phone number"
-    if not phonenumbers.is_valid_number(number):
+    # Valid for the office's own region is valid; asking that first spares phonenumbers
+    # finding the region of every US number before checking it again for that region.
+    if not (
+        phonenumbers.is_valid_number_for_region(number, _REGION)
+        or phonenumbers.is_valid_number(number)
+    ):
         return raw, "not a valid phone number"
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if typed_problem(str(raw).strip()) or phone_problem(e164):

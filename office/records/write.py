@@ -65,21 +65,15 @@ def write_buffer(session: Session, buffer: Buffer, *, now: datetime) -> dict[int
             ],
         )
     _write_consents(session, buffer, now)
-    record_changes(
-        session,
-        (
-            (entity, _id(target), name, before, after, actor, source)
-            for target, entity, name, before, after, actor, source in buffer.audit
-        ),
-        at=now,
-    )
+    # Every target has its id by now (inserted above, or loaded); one without would fail
+    # the audit's NOT NULL entity_id, never be stored without its record.
+    entries: list[tuple[str, Any, str, Any, Any, str, str]] = [
+        (entity, target.id, name, before, after, actor, source)
+        for target, entity, name, before, after, actor, source in buffer.audit
+    ]
+    record_changes(session, entries, at=now)
     _write_reviews(session, buffer.reviews, now)
     return _upcoming(session, [r.id for r in buffer.reverify.values() if r.id is not None], now)
-
-
-def _id(target: Any) -> int:
-    assert target.id is not None, "written before its audit entry"
-    return int(target.id)
 
 
 def _insert_patients(session: Session, rows: Sequence[PatientRow], now: datetime) -> None:

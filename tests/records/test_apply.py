@@ -3,7 +3,9 @@ review policy, the field-level audit, and nothing applied from an invalid record
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import dataclasses
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +33,8 @@ from office.records import (
     Submitter,
 )
 from office.records.match import CERTAIN, WEIGHTS
+from office.records.updates import ConsentUpdate, RecordBatch, SourceKind
+from office.records.validate import check_batch
 from tests.records.conftest import NOW, ann, apply
 
 
@@ -45,6 +49,55 @@ def audit(factory: sessionmaker[Session], entity: str = "patients") -> list[tupl
             select(AuditEntry).where(AuditEntry.entity == entity).order_by(AuditEntry.id)
         ).all()
         return [(a.field, a.before or "", a.after or "", a.actor, a.source) for a in rows]
+
+
+def test_normalizing_keeps_every_field_it_does_not_change() -> None:
+    # The validator builds the normalized records field by field: none may be dropped.
+    coverage = CoverageUpdate(
+        payer_code="60054",
+        payer_name="Aetna",
+        member_id="W1",
+        group_number="G1",
+        plan_name="Gold",
+        rank=1,
+        effective_from=date(2025, 1, 1),
+        effective_to=date(2026, 1, 1),
+        relationship_code="18",
+        subscriber_first_name="Ann",
+        subscriber_last_name="Lee",
+        subscriber_date_of_birth=date(1980, 5, 1),
+        subscriber_sex="F",
+        copay_on_file=Decimal("20.00"),
+        expected_version=3,
+    )
+    update = PatientUpdate(
+        mrn="M1",
+        identifiers=(Identifier("ehr", "7"),),
+        first_name="Ann",
+        middle_name="B",
+        last_name="Lee",
+        suffix="Jr",
+        date_of_birth=date(1980, 5, 1),
+        sex="F",
+        phone="+13125550123",
+        email="ann@example.com",
+        address_line1="1 Lake Street",
+        address_line2="Apt 2",
+        city="Chicago",
+        state="IL",
+        postal_code="60601",
+        language="en",
+        coverages=(coverage,),
+        consents=(ConsentUpdate("email", True),),
+        expected_version=2,
+        occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    batch = RecordBatch((update,), SourceKind.HL7, Submitter.PATIENT, 4, "C1", label="row 1", row=1)
+    checked, problems = check_batch(batch, today=NOW.date())
+    assert problems == []
+    assert checked == batch
+    for record in (update, coverage):
+        assert all(getattr(record, f.name) not in (None, ()) for f in dataclasses.fields(record))
 
 
 def test_a_new_patient_is_created_normalized_with_one_audit_entry_per_field(
