@@ -6,15 +6,15 @@ of work decides what lands together (a work item with the result that raised it)
 
 from __future__ import annotations
 
-from office.ledgers.audit import Change, apply_changes, record_change, record_changes
+from office.ledgers.audit import RecordChanges, apply_changes, record_change, record_changes
 from office.ledgers.errors import LedgerError
 from office.ledgers.inbox import mark_processed, reject, replay, start_attempt, store_inbound
 from office.ledgers.outbox import claim_outbox, enqueue_outbox, finish_outbox
 from office.ledgers.work import close_work_item, open_items_by_kind, open_work_item
 
 __all__ = [
-    "Change",
     "LedgerError",
+    "RecordChanges",
     "apply_changes",
     "claim_outbox",
     "close_work_item",

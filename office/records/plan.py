@@ -88,7 +88,9 @@ class Draft:
 class Buffer:
     """Everything a call will write, in the order the writer needs it."""
 
-    audit: list[tuple[PatientRow | CoverageRow, str, str, Any, Any, str, str]] = field(
+    # Per record: the row, its table, its changed fields (name -> (before, after)), actor
+    # and source; one audit entry per field.
+    audit: list[tuple[PatientRow | CoverageRow, str, dict[str, tuple[Any, Any]], str, str]] = field(
         default_factory=list
     )
     new_patients: list[PatientRow] = field(default_factory=list)
@@ -456,12 +458,7 @@ def _commit(
     actor = options.actor
     if plan.fields:
         row.values.update((name, after) for name, (_before, after) in plan.fields.items())
-        buffer.audit.extend(
-            [
-                (row, "patients", name, before, after, actor, source)
-                for name, (before, after) in plan.fields.items()
-            ]
-        )
+        buffer.audit.append((row, "patients", plan.fields, actor, source))
         draft.changed.extend(plan.fields)
         if not row.new and row.id is not None:
             row.changed.update(plan.fields)
@@ -470,12 +467,7 @@ def _commit(
         if not changes:
             continue
         cov.values.update((name, after) for name, (_before, after) in changes.items())
-        buffer.audit.extend(
-            [
-                (cov, "coverages", name, before, after, actor, source)
-                for name, (before, after) in changes.items()
-            ]
-        )
+        buffer.audit.append((cov, "coverages", changes, actor, source))
         label = f"coverage {cov.values.get('rank', 1)}."
         draft.changed.extend([label + name for name in changes])
         if cov.new:
@@ -502,8 +494,7 @@ def _commit(
     if plan.event_at is not None and changed:
         before = row.last_event_at
         row.last_event_at = plan.event_at
-        buffer.audit.append(
-            (row, "patients", EVENT_FIELD, before, plan.event_at, options.actor, source)
-        )
+        event = {EVENT_FIELD: (before, plan.event_at)}
+        buffer.audit.append((row, "patients", event, actor, source))
     if plan.fields and not row.new:
         row.version += 1

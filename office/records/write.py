@@ -67,9 +67,9 @@ def write_buffer(session: Session, buffer: Buffer, *, now: datetime) -> dict[int
     _write_consents(session, buffer, now)
     # Every target has its id by now (inserted above, or loaded); one without would fail
     # the audit's NOT NULL entity_id, never be stored without its record.
-    entries: list[tuple[str, Any, str, Any, Any, str, str]] = [
-        (entity, target.id, name, before, after, actor, source)
-        for target, entity, name, before, after, actor, source in buffer.audit
+    entries: list[tuple[str, Any, dict[str, tuple[Any, Any]], str, str]] = [
+        (entity, target.id, fields, actor, source)
+        for target, entity, fields, actor, source in buffer.audit
     ]
     record_changes(session, entries, at=now)
     _write_reviews(session, buffer.reviews, now)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from office.db import transaction
 from office.ledgers import (
     LedgerError,
+    RecordChanges,
     claim_outbox,
     close_work_item,
     enqueue_outbox,
@@ -290,14 +291,24 @@ def test_many_audit_entries_are_written_whole_and_in_order(
     """Two full statements' worth and a part (SQLite), or one COPY (PostgreSQL)."""
     at = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
     changes = [
-        ("patients", 1 + i // 19, f"field{i % 19}", None if i % 3 else f"was {i}", i, "t", f"s{i}")
-        for i in range(250)
+        RecordChanges(
+            "patients",
+            n,
+            {f"field{k}": (None if k % 3 else f"was {k}", n * 100 + k) for k in range(19)},
+            "t",
+            f"s{n}",
+        )
+        for n in range(1, 14)
     ]
     with transaction(factory) as session:
-        assert record_changes(session, changes, at=at) == 250
+        assert record_changes(session, changes, at=at) == 13 * 19
     with factory() as session:
         rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
     assert [
         (r.entity, r.entity_id, r.field, r.before, r.after, r.actor, r.source) for r in rows
-    ] == [(e, i, f, b, str(a), actor, s) for e, i, f, b, a, actor, s in changes]
+    ] == [
+        (c.entity, c.entity_id, field, before, str(after), c.actor, c.source)
+        for c in changes
+        for field, (before, after) in c.fields.items()
+    ]
     assert {r.at for r in rows} == {at}
