@@ -158,13 +158,14 @@ def apply_records(
 
 def _result(draft: Draft, upcoming: dict[int, list[int]]) -> RecordResult:
     patient_id = draft.row.id if draft.row is not None else None
-    visits = upcoming.get(patient_id, []) if draft.coverage_changed and patient_id else []
+    visits = upcoming.get(patient_id, ()) if draft.coverage_changed and patient_id else ()
+    reviews = draft.reviews
     return RecordResult(
         patient_id=patient_id,
         created=draft.created,
         changed=tuple(draft.changed),
-        review_ids=tuple(r.id for r in draft.reviews if r.id is not None),
-        review_kinds=tuple(r.kind.value for r in draft.reviews),
+        review_ids=tuple([r.id for r in reviews if r.id is not None]) if reviews else (),
+        review_kinds=tuple([r.kind.value for r in reviews]) if reviews else (),
         scores=draft.scores,
         reverify=tuple(visits),
     )

@@ -27,7 +27,7 @@ from office.records.updates import (
     PatientUpdate,
     RecordBatch,
     Submitter,
-    set_fields,
+    set_values,
     to_json,
 )
 from office.records.validate import Problem
@@ -35,6 +35,7 @@ from office.records.validate import Problem
 __all__ = ["Buffer", "Draft", "Options", "ReviewDraft", "ReviewKind", "plan_batch"]
 
 _NEW_PATIENT_NEEDS = ("first_name", "last_name", "date_of_birth", "sex")
+_NO_MATCH = grade(())  # no candidate at all
 
 
 class ReviewKind(StrEnum):
@@ -174,6 +175,9 @@ def _known(store: Store, update: PatientUpdate, where: str) -> PatientRow | list
     by_mrn = store.by_mrn.get(update.mrn) if update.mrn else None
     if by_mrn is None and update.mrn:
         by_mrn = store.by_identifier.get((LINKED_MRN_SYSTEM, update.mrn))
+    if not update.identifiers:
+        found = [by_mrn] if by_mrn is not None else []
+        return _survivor(store, found[0], where) if found else None
     by_ids = {
         id(r): r
         for k in update.identifiers
@@ -185,20 +189,24 @@ def _known(store: Store, update: PatientUpdate, where: str) -> PatientRow | list
         return [Problem(where, "identity", "the MRN and sender ids name different patients")]
     if not found:
         return None
-    row = found[0]
-    if row.merged_into_id is not None:
-        survivor = store.by_id.get(row.merged_into_id)
-        if survivor is None:
-            return [Problem(where, "identity", "names a patient merged into another record")]
-        row = survivor
-    return row
+    return _survivor(store, found[0], where)
+
+
+def _survivor(store: Store, row: PatientRow, where: str) -> PatientRow | list[Problem]:
+    """The record an update naming `row` lands on: `row`, or the one it was merged into."""
+    if row.merged_into_id is None:
+        return row
+    survivor = store.by_id.get(row.merged_into_id)
+    if survivor is None:
+        return [Problem(where, "identity", "names a patient merged into another record")]
+    return survivor
 
 
 def _candidates(store: Store, update: PatientUpdate) -> Match:
     born = update.date_of_birth
     rows = store.by_birth.get(born) if isinstance(born, date) else None
     if not rows:
-        return grade(())
+        return _NO_MATCH
     wanted = {name: getattr(update, name) for name in PATIENT_FIELDS}
     scores = [
         score(wanted, row.values, row.id)
@@ -241,10 +249,12 @@ def _plan_existing(
     scores: tuple[Score, ...],
 ) -> _Plan | list[Problem]:
     plan = _Plan(Draft(row=row, scores=scores), row)
-    for name, value in set_fields(update).items():
-        after = None if value is CLEAR else value
-        if after != row.values.get(name):
-            plan.fields[name] = (row.values.get(name), after)
+    on_file = row.values
+    plan.fields = {
+        name: (on_file.get(name), after)
+        for name, after in set_values(update).items()
+        if after != on_file.get(name)
+    }
     problems: list[Problem] = []
     for coverage in update.coverages:
         problems.extend(_plan_coverage(store, row, coverage, batch.where, plan, new=False))
@@ -293,9 +303,9 @@ def _plan_coverage(
     label = f"coverage {coverage.rank or 1}"
     if payer_id is None:
         return [Problem(where, f"{label}.payer", "no payer with this code or name")]
-    active = [c for c in row.coverages if c.values.get("active", True)]
     found = None
     if not new:
+        active = [c for c in row.coverages if c.values.get("active", True)]
         if coverage.rank is not None:
             found = next((c for c in active if c.values["rank"] == coverage.rank), None)
         else:
@@ -308,7 +318,7 @@ def _plan_coverage(
                 ),
                 None,
             )
-    wanted = {k: (None if v is CLEAR else v) for k, v in set_fields(coverage).items()}
+    wanted = set_values(coverage)
     wanted["payer_id"] = payer_id
     if found is None:
         if not isinstance(coverage.member_id, str):
@@ -457,7 +467,8 @@ def _commit(
     changed = bool(plan.fields or plan.coverages or plan.consents or plan.identifiers)
     actor = options.actor
     if plan.fields:
-        row.values.update((name, after) for name, (_before, after) in plan.fields.items())
+        if plan.new_row is None:  # a new row's values are already its fields' "after"
+            row.values.update((name, after) for name, (_before, after) in plan.fields.items())
         buffer.audit.append((row, "patients", plan.fields, actor, source))
         draft.changed.extend(plan.fields)
         if not row.new and row.id is not None:

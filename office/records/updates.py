@@ -37,6 +37,7 @@ __all__ = [
     "Value",
     "from_json",
     "set_fields",
+    "set_values",
     "to_json",
 ]
 
@@ -242,6 +243,15 @@ def set_fields(update: PatientUpdate | CoverageUpdate) -> dict[str, Any]:
     """The fields the update says something about (a value or CLEAR), as name → value."""
     return {
         name: value
+        for name in _VALUE_FIELDS[type(update)]
+        if (value := getattr(update, name)) is not None
+    }
+
+
+def set_values(update: PatientUpdate | CoverageUpdate) -> dict[str, Any]:
+    """`set_fields` as the values to store: CLEAR is None (the value deleted)."""
+    return {
+        name: None if value is CLEAR else value
         for name in _VALUE_FIELDS[type(update)]
         if (value := getattr(update, name)) is not None
     }
