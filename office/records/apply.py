@@ -78,11 +78,12 @@ class ApplyOutcome:
     def status(self) -> ApplyStatus:
         if self.problems:
             return ApplyStatus.REJECTED
-        kinds = {kind for r in self.results for kind in r.review_kinds}
+        kinds = [kind for r in self.results for kind in r.review_kinds]
         if "possible_duplicate" in kinds:
             return ApplyStatus.POSSIBLE_DUPLICATE
-        if any(r.changed or r.created for r in self.results):
-            return ApplyStatus.APPLIED
+        for r in self.results:
+            if r.changed or r.created:
+                return ApplyStatus.APPLIED
         return ApplyStatus.FOR_REVIEW if kinds else ApplyStatus.UNCHANGED
 
     @property

@@ -340,8 +340,8 @@ def _apply_chunk(
         counts[status.value] += 1
         if status is ApplyStatus.REJECTED:
             rejected.append((number, row, outcome.reason))
-        else:
-            calls.extend(FollowupCall(VERIFY, visit) for visit in outcome.reverify)
+        elif visits := outcome.reverify:
+            calls.extend(FollowupCall(VERIFY, visit) for visit in visits)
     return calls
 
 
