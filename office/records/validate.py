@@ -246,7 +246,10 @@ def _check_patient(update: PatientUpdate, context: _Context) -> tuple[PatientUpd
         if consent.channel not in _CHANNELS:
             problems.append(Problem(where, "consent", "channel must be email or sms"))
     consents = tuple(
-        ConsentUpdate(c.channel.strip().lower(), c.granted, c.source[:80]) for c in update.consents
+        [
+            ConsentUpdate(c.channel.strip().lower(), c.granted, c.source[:80])
+            for c in update.consents
+        ]
     )
     checked = PatientUpdate(
         mrn=mrn,
@@ -264,11 +267,10 @@ def _check_coverage(
     coverage: CoverageUpdate, context: _Context, index: int
 ) -> tuple[CoverageUpdate, list[Problem]]:
     problems: list[Problem] = []
-    label = f"coverage {index}"
     where = context.where
 
     def report(name: str, message: str) -> None:
-        problems.append(Problem(where, f"{label}.{name}", message))
+        problems.append(Problem(where, f"coverage {index}.{name}", message))
 
     payer_code = _trimmed(coverage.payer_code)
     payer_name = _trimmed(coverage.payer_name)
