@@ -296,11 +296,13 @@ def _seed(factory: sessionmaker[Session], n: int) -> int:
 
 
 def _prebuilt(factory: sessionmaker[Session], settings: Settings) -> list[EmailMessage]:
-    """The flow's own messages, rebuilt from the outbox: what the bare loop sends."""
+    """The flow's own messages, rebuilt from the outbox as `EmailMessage`s: what the bare
+    loop sends (the flow writes the same bytes without building the objects)."""
     from sqlalchemy import select
 
+    from office.messages import build_email
     from office.models import OutboxItem, OutboxStatus
-    from office.reminders import Draft, compose_email, load_visits
+    from office.reminders import Draft, email_parts, load_visits
 
     with factory() as session:
         rows = list(
@@ -313,18 +315,20 @@ def _prebuilt(factory: sessionmaker[Session], settings: Settings) -> list[EmailM
         visits = load_visits(session, {row.appointment_id or 0 for row in rows})
     secret = settings.require_secret_key()
     return [
-        compose_email(
-            Draft(
-                item_id=row.id,
-                key=row.idempotency_key,
-                kind=row.kind,
-                detail=row.detail,
-                created_at=row.created_at,
-                recipient=row.recipient,
-                visit=visits[row.appointment_id or 0],
-            ),
-            settings,
-            secret,
+        build_email(
+            **email_parts(
+                Draft(
+                    item_id=row.id,
+                    key=row.idempotency_key,
+                    kind=row.kind,
+                    detail=row.detail,
+                    created_at=row.created_at,
+                    recipient=row.recipient,
+                    visit=visits[row.appointment_id or 0],
+                ),
+                settings,
+                secret,
+            )
         )
         for row in rows
     ]

@@ -4,23 +4,34 @@ Calendar clients match updates by UID and order them by SEQUENCE, so both come
 from the appointment (its id and its version), never from the render: a fresh
 UID per message duplicates the event, and a cancellation sent as REQUEST leaves
 it in the calendar.
+
+The file is written line by line, in the order and with the escaping, quoting and
+folding icalendar gives the same calendar (a test holds the two byte for byte):
+building icalendar's objects for every message cost more than the rest of the
+email together. icalendar still writes the VTIMEZONE, once per zone and years.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event
+from icalendar.timezone.tzid import tzid_from_tzinfo
 
 __all__ = ["PRODID", "appointment_uid", "build_ics"]
 
 PRODID = "-//officeflows//appointment reminders//EN"
 
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_UTC = ZoneInfo("UTC")
+_FOLD_AT = 75  # octets: a longer content line is folded (RFC 5545 3.1)
+_QUOTED = re.compile("[,;:\u2019]")  # a parameter value holding one is quoted
+_CARET = re.compile(r'\^|\r\n|\r|\n|"')  # RFC 6868 parameter escapes
+_CARETS = {"^": "^^", "\r\n": "^n", "\r": "^n", "\n": "^n", '"': "^'"}
 
 
 def appointment_uid(appointment_id: int, domain: str) -> str:
@@ -94,43 +105,45 @@ def build_ics(
     if _ambiguous(start) or _ambiguous(end):
         # A wall time inside the autumn repeat hour cannot say which 01:30 it
         # means (clients take the first), so the instant is written in UTC.
-        start, end = start_utc.astimezone(ZoneInfo("UTC")), end_utc.astimezone(ZoneInfo("UTC"))
+        start, end = start_utc.astimezone(_UTC), end_utc.astimezone(_UTC)
 
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("method", method)
-
-    event = Event()
-    event.add("uid", uid)
-    event.add("sequence", sequence)
-    event.add("dtstamp", dtstamp.astimezone(ZoneInfo("UTC")).replace(microsecond=0))
-    event.add("dtstart", start)
-    event.add("dtend", end)
-    event.add("summary", summary)
-    event.add("location", location)
-    event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
-    event.add("transp", "OPAQUE")
-
-    organizer = vCalAddress(f"mailto:{organizer_email}")
-    if organizer_name:
-        organizer.params["CN"] = vText(organizer_name)
-    event.add("organizer", organizer)
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{_text(PRODID)}",
+        "CALSCALE:GREGORIAN",
+        f"METHOD:{method}",
+        "BEGIN:VEVENT",
+        f"SUMMARY:{_text(summary)}",
+        _instant("DTSTART", start),
+        _instant("DTEND", end),
+        _instant("DTSTAMP", dtstamp.astimezone(_UTC).replace(microsecond=0)),
+        f"UID:{_text(uid)}",
+        f"SEQUENCE:{sequence}",
+    ]
     if attendee_email is not None:
-        attendee = vCalAddress(f"mailto:{attendee_email}")
-        attendee.params["ROLE"] = vText("REQ-PARTICIPANT")
-        attendee.params["PARTSTAT"] = vText("NEEDS-ACTION")
         # Replies come back through the signed links, not iTIP REPLY mail.
-        attendee.params["RSVP"] = vText("FALSE")
-        event.add("attendee", attendee)
-
-    calendar.add_component(event)
+        lines.append(
+            "ATTENDEE;PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT;RSVP=FALSE:"
+            + _address(attendee_email)
+        )
+    lines.append(f"LOCATION:{_text(location)}")
+    if organizer_name:
+        lines.append(f"ORGANIZER;CN={_common_name(organizer_name)}:{_address(organizer_email)}")
+    else:
+        lines.append(f"ORGANIZER:{_address(organizer_email)}")
+    lines += [
+        f"STATUS:{'CANCELLED' if method == 'CANCEL' else 'CONFIRMED'}",
+        "TRANSP:OPAQUE",
+        "END:VEVENT",
+        "END:VCALENDAR",
+        "",
+    ]
+    ical = "\r\n".join(map(_fold, lines)).encode("utf-8")
     # A VTIMEZONE spanning the event's calendar years keeps the file small yet
     # covers any DST change between start and end. It depends only on the zone
     # and the years, so icalendar builds it once per pair and it is spliced in
     # ahead of the event, where `add_missing_timezones` would put it.
-    ical: bytes = calendar.to_ical()
     if start.tzinfo is zone:  # wall-clock times, which need their zone's rules
         at = ical.index(b"BEGIN:VEVENT\r\n")
         ical = ical[:at] + _vtimezone(tz, start.year, end.year) + ical[at:]
@@ -155,3 +168,72 @@ def _vtimezone(tz: str, first_year: int, last_year: int) -> bytes:
 def _ambiguous(local: datetime) -> bool:
     """True when this wall-clock time occurs twice in its zone (the DST fall-back hour)."""
     return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+
+
+def _text(value: str) -> str:
+    """A TEXT value, escaped as RFC 5545 3.3.11 says (and as icalendar does it)."""
+    return (
+        value.replace("\\N", "\n")
+        .replace("\\", "\\\\")
+        .replace(";", "\\;")
+        .replace(",", "\\,")
+        .replace("\r\n", "\\n")
+        .replace("\n", "\\n")
+        .replace("\r", "\\n")
+    )
+
+
+def _parameter(value: str, *, quote: bool = False) -> str:
+    """A parameter value: RFC 6868 escapes, in double quotes where a delimiter needs them."""
+    value = _CARET.sub(lambda found: _CARETS[found.group(0)], value)
+    return f'"{value}"' if quote or _QUOTED.search(value) else value
+
+
+def _common_name(name: str) -> str:
+    # icalendar also quotes a CN holding a space or an apostrophe.
+    return _parameter(name, quote=" " in name or "'" in name)
+
+
+def _address(email: str) -> str:
+    if "\r" in email or "\n" in email:
+        raise ValueError("calendar addresses must be a single line")
+    return f"mailto:{email}"
+
+
+@functools.lru_cache(maxsize=64)
+def _tzid(zone: tzinfo) -> str:
+    """The zone's TZID as icalendar names it; "UTC" for every zone equivalent to UTC."""
+    return tzid_from_tzinfo(zone) or ""
+
+
+def _instant(name: str, moment: datetime) -> str:
+    """A DATE-TIME property: UTC with the Z suffix, any other zone with its TZID."""
+    value = (
+        f"{moment.year:04}{moment.month:02}{moment.day:02}"
+        f"T{moment.hour:02}{moment.minute:02}{moment.second:02}"
+    )
+    tzid = _tzid(moment.tzinfo) if moment.tzinfo is not None else ""
+    if tzid == "UTC":
+        return f"{name}:{value}Z"
+    return f"{name};TZID={_parameter(tzid or moment.tzname() or '')}:{value}"
+
+
+def _fold(line: str) -> str:
+    """Fold a content line longer than 75 octets, never splitting a character or an escape."""
+    if len(line) < _FOLD_AT and line.isascii():
+        return line
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in line:
+        width = len(char.encode("utf-8"))
+        if current and size + width >= _FOLD_AT:
+            # Clients misread a backslash or caret escape split across lines: it moves down.
+            carried = current.pop() if len(current) > 1 and current[-1] in "\\^" else ""
+            parts.append("".join(current))
+            current = [carried] if carried else []
+            size = len(carried)
+        current.append(char)
+        size += width
+    parts.append("".join(current))
+    return "\r\n ".join(parts)

@@ -1,28 +1,38 @@
 """Outbound message building: the MIME email, its stable Message-ID, and SMS text budgets.
 
 Pure functions with no I/O, so the outbox writer and the send task can rebuild
-exactly the same bytes on a retry.
+exactly the same bytes on a retry. `build_email` builds the message as an
+`EmailMessage`; `invitation_wire` writes the same message's wire bytes straight from
+its parts, at a tenth of the cost, for the send loop (a test holds the two byte for byte).
 """
 
 from __future__ import annotations
 
+import binascii
 import email.policy
+import functools
 import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
+from email import quoprimime
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, getaddresses
+from typing import Literal, TypedDict
+
+from office.contracts.mail import Envelope, Wire
 
 __all__ = [
     "MIME_HEADERS",
     "POLICY",
     "SMS_MAX_SEPTETS",
+    "Invitation",
     "SharedHeaders",
     "address_domain",
     "build_email",
     "gsm7_length",
+    "invitation_wire",
     "message_id_for",
     "sms_fits",
     "to_gsm7",
@@ -247,6 +257,176 @@ def build_email(
         message.add_attachment(ics, maintype="application", subtype="ics", filename="invite.ics")
     _fix_boundaries(message, message_id)
     return message
+
+
+class Invitation(TypedDict):
+    """An email with a calendar invitation by part, for `build_email` or `invitation_wire`."""
+
+    message_id: str
+    sender: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    ics: bytes
+    method: Literal["REQUEST", "CANCEL"]
+    date: datetime
+
+
+def invitation_wire(
+    *,
+    message_id: str,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    ics: bytes,
+    method: Literal["REQUEST", "CANCEL"],
+    date: datetime,
+) -> Wire:
+    """`to_wire(build_email(...))` of an email with an invitation, written from its parts.
+
+    The layout, the part headers and their order are constant, and so are most
+    header lines: only the addresses, the subject, the boundaries and the bodies
+    change from message to message. Bodies are encoded by the same standard-library
+    functions `build_email` uses; a header line that is not plain ASCII, or too long
+    for one line, is folded by the standard header classes, as `to_wire` would.
+
+    Raises:
+        ValueError: as `build_email`, or the message has no From or To address.
+    """
+    if not _MSGID.fullmatch(message_id):
+        raise ValueError("message_id must look like <local@domain>")
+    if method not in _CALENDAR_PART:
+        raise ValueError("method must be REQUEST or CANCEL")
+    _check_method(ics, method)
+    id_line, read_id = _header("Message-ID", message_id)
+    from_line, senders = _address_header("From", sender)
+    to_line, found = _address_header("To", to)
+    recipients = tuple(address for address in found if address)
+    if not senders or not senders[0]:
+        raise ValueError("message has no From address")
+    if not recipients:
+        raise ValueError("message has no recipient")
+    mixed, alternative = _boundaries(message_id)
+    data = b"".join(
+        (
+            id_line,
+            _header("Date", format_datetime(date))[0],
+            from_line,
+            to_line,
+            _header("Subject", subject)[0],
+            b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n"
+            b'Content-Type: multipart/mixed; boundary="%s"\r\n\r\n--%s\r\n'
+            b'Content-Type: multipart/alternative; boundary="%s"\r\n\r\n--%s\r\n'
+            % (mixed, mixed, alternative, alternative),
+            _TEXT_PART,
+            _quoted_printable(text),
+            b"\r\n--%s\r\n" % alternative,
+            _HTML_PART,
+            _quoted_printable(html),
+            b"\r\n--%s\r\n" % alternative,
+            _CALENDAR_PART[method],
+            _quoted_printable(ics.decode("utf-8")),
+            b"\r\n--%s--\r\n\r\n--%s\r\n" % (alternative, mixed),
+            _ATTACHMENT_PART,
+            _base64(ics),
+            b"\r\n--%s--\r\n" % mixed,
+        )
+    )
+    return Wire(Envelope(read_id.strip(), senders[0], recipients), data)
+
+
+_QP = b'; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+_TEXT_PART = b"Content-Type: text/plain" + _QP + b"\r\n"
+_HTML_PART = b"Content-Type: text/html" + _QP + b"MIME-Version: 1.0\r\n\r\n"
+_CALENDAR_PART = {
+    method: b"Content-Transfer-Encoding: quoted-printable\r\n"
+    b'Content-Type: text/calendar; charset="utf-8"; method="%s"\r\n'
+    b"MIME-Version: 1.0\r\n\r\n" % method.encode("ascii")
+    for method in ("REQUEST", "CANCEL")
+}
+_ATTACHMENT_PART = (
+    b"Content-Type: application/ics\r\nContent-Transfer-Encoding: base64\r\n"
+    b'Content-Disposition: attachment; filename="invite.ics"\r\nMIME-Version: 1.0\r\n\r\n'
+)
+_LINE = 78  # the policies' max_line_length
+_BASE64_CHUNK = _LINE // 4 * 3  # bytes per base64 line, as the standard encoder splits them
+
+# Header values whose line is exactly the value as given: the parsed form prints back the same.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+_PLAIN = {
+    "Message-ID": re.compile(rf"<{_DOT_ATOM}@{_DOT_ATOM}>"),
+    "Date": re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}"),
+    "From": re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}"),
+    "To": re.compile(rf"{_DOT_ATOM}@{_DOT_ATOM}"),
+    "Subject": re.compile(r"(?:[!-~]+ )*[!-~]+"),
+}
+
+
+def _plain(name: str, value: str) -> bool:
+    """True when the header's line is `name: value` as given (short, ASCII, no encoded word)."""
+    return (
+        len(name) + 2 + len(value) <= _LINE
+        and "=?" not in value
+        and _PLAIN[name].fullmatch(value) is not None
+    )
+
+
+def _header(name: str, value: str) -> tuple[bytes, str]:
+    """One header line, CRLF-terminated, as `to_wire` folds it, and its value as read back."""
+    if _plain(name, value):
+        return f"{name}: {value}\r\n".encode("ascii"), value
+    return _folded(name, value)
+
+
+def _address_header(name: str, value: str) -> tuple[bytes, tuple[str, ...]]:
+    """An address header's line, and its addresses as `envelope_of` reads them."""
+    if _plain(name, value):
+        return f"{name}: {value}\r\n".encode("ascii"), (value,)
+    return _folded_addresses(name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded_addresses(name: str, value: str) -> tuple[bytes, tuple[str, ...]]:
+    line, read = _folded(name, value)
+    return line, tuple(address for _, address in getaddresses([read]))
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(name: str, value: str) -> tuple[bytes, str]:
+    """The line the standard header classes fold, and the value as they read it back.
+
+    Cached: a practice's From line repeats on every message it sends.
+    """
+    _, header = POLICY.header_store_parse(name, value)
+    return _FOLDING.fold_binary(name, header), str(header)
+
+
+_FOLDING = email.policy.SMTP
+
+
+def _quoted_printable(text: str) -> bytes:
+    """A text part's body as `set_content(..., cte="quoted-printable")` encodes it, CRLF lines."""
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    encoded: str = quoprimime.body_encode(body.decode("latin-1"), _LINE)
+    return encoded.replace("\n", "\r\n").encode("ascii")
+
+
+def _base64(data: bytes) -> bytes:
+    """An attachment's body as `add_attachment` encodes it, CRLF lines."""
+    return b"".join(
+        binascii.b2a_base64(data[at : at + _BASE64_CHUNK])
+        for at in range(0, len(data), _BASE64_CHUNK)
+    ).replace(b"\n", b"\r\n")
+
+
+def _boundaries(message_id: str) -> tuple[bytes, bytes]:
+    """The outer and inner boundaries `_fix_boundaries` gives an invitation's message."""
+    stem = hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:24]
+    return f"=_{stem}.0".encode("ascii"), f"=_{stem}.1".encode("ascii")
 
 
 def _fix_boundaries(message: EmailMessage, message_id: str) -> None:

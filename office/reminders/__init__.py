@@ -18,7 +18,7 @@ The package, by job:
 from __future__ import annotations
 
 from office.reminders.channels import Channels, Transports
-from office.reminders.compose import Draft, compose_email, compose_sms
+from office.reminders.compose import Draft, compose_email, compose_sms, email_parts
 from office.reminders.enqueue import enqueue_due
 from office.reminders.notices import enqueue_notices, withdraw_pending
 from office.reminders.policy import (
@@ -82,6 +82,7 @@ __all__ = [
     "compose_sms",
     "due_now",
     "due_outbox_ids",
+    "email_parts",
     "enqueue_due",
     "enqueue_notices",
     "load_visits",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from office.ics import appointment_uid, build_ics
-from office.messages import address_domain, build_email, message_id_for
+from office.messages import Invitation, address_domain, invitation_wire, message_id_for
 from office.models import Channel
 from office.reminders.links import link_urls
 from office.reminders.policy import visit_label
@@ -24,12 +24,11 @@ from office.reminders.rows import KINDS
 from office.render import LANGUAGES, render
 
 if TYPE_CHECKING:
-    from email.message import EmailMessage
-
+    from office.contracts.mail import Wire
     from office.reminders.visits import Visit
     from office.settings import Settings
 
-__all__ = ["Draft", "compose_email", "compose_sms"]
+__all__ = ["Draft", "compose_email", "compose_sms", "email_parts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +48,16 @@ class Draft:
         return str(self.detail.get("language") or self.visit.language)
 
 
-def compose_email(draft: Draft, settings: Settings, secret: str) -> EmailMessage:
-    """The row's email, the same bytes wherever and whenever it is built."""
+def compose_email(draft: Draft, settings: Settings, secret: str) -> Wire:
+    """The row's email as it goes on the wire, the same bytes wherever and whenever it is built."""
+    return invitation_wire(**email_parts(draft, settings, secret))
+
+
+def email_parts(draft: Draft, settings: Settings, secret: str) -> Invitation:
+    """What the row's email says: its headers, its text and HTML, its calendar file.
+
+    `office.messages.build_email(**parts)` makes the same message an `EmailMessage`.
+    """
     visit = draft.visit
     context = _context(draft, settings, secret, channel=Channel.EMAIL)
     base = f"reminders/{draft.language}/{draft.kind}"
@@ -74,7 +81,7 @@ def compose_email(draft: Draft, settings: Settings, secret: str) -> EmailMessage
         method=method,
         dtstamp=draft.created_at,
     )
-    return build_email(
+    return Invitation(
         message_id=message_id_for(draft.key, domain),
         sender=formataddr((visit.practice_name, settings.mail_from)),
         to=draft.recipient,

@@ -29,7 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 from office.clock import chunks
-from office.contracts.mail import Wire, to_wire
+from office.contracts.mail import Wire
 from office.reminders.compose import Draft, compose_email
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def build_emails(drafts: Sequence[Draft], settings: Settings, secret: str) -> li
 
 def _build(draft: Draft, settings: Settings, secret: str) -> Wire | None:
     try:
-        return to_wire(compose_email(draft, settings, secret))
+        return compose_email(draft, settings, secret)
     except Exception:  # the loop builds it again and records why
         return None
 

@@ -27,7 +27,6 @@ from office.contracts.mail import (
     MailRecipientRejected,
     MailRetryableError,
     Wire,
-    to_wire,
 )
 from office.contracts.sms import SmsAmbiguousError, SmsRejected, SmsRetryableError
 from office.messages import sms_fits
@@ -291,7 +290,7 @@ def _compose(
     draft = _draft(item, visit, verdict.recipient or "")
     try:
         if item.channel is Channel.EMAIL:
-            return to_wire(compose_email(draft, settings, secret)), verdict
+            return compose_email(draft, settings, secret), verdict
         body = compose_sms(draft, settings, secret)
     except Exception as exc:  # recorded on the row and as a work item
         return None, Verdict("close", OutboxStatus.SKIPPED, not_built(exc))

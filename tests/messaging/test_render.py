@@ -6,9 +6,11 @@ Templates are rendered alone here, and as the send loop composes them (`compose_
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Callable
 from datetime import datetime
+from email.parser import BytesParser
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -202,7 +204,9 @@ def test_a_composed_reminder_has_its_four_parts(
     kind: str, language: str, draft: Compose, link_settings: Settings
 ) -> None:
     row = draft(kind, language)
-    message = compose_email(row, link_settings, "test-link-secret")
+    message = BytesParser(policy=email.policy.default).parsebytes(
+        compose_email(row, link_settings, "test-link-secret").data
+    )
     text = compose_sms(row, link_settings, "test-link-secret")
 
     subject = str(message["Subject"])

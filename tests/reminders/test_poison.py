@@ -149,10 +149,9 @@ def test_a_draft_the_helper_process_cannot_build_costs_only_itself(
     def compose(draft: Any, settings: Any, secret: str) -> Any:
         if draft == "bad":
             raise ValueError("x@y.test")
-        return draft
+        return built
 
     monkeypatch.setattr(prebuild, "compose_email", compose)
-    monkeypatch.setattr(prebuild, "to_wire", lambda message: built)
     assert prebuild.build_emails(["good", "bad", "good"], None, "s") == [built, None, built]  # type: ignore[arg-type]
 
 

@@ -17,7 +17,6 @@ from datetime import timedelta
 
 import pytest
 
-from office.contracts.mail import to_wire
 from office.reminders import Draft, compose_email, load_visits, prebuild
 from office.reminders.prebuild import AHEAD_MIN, Prebuilt
 from tests.reminders.conftest import NOW, Clinic, delivered_files
@@ -51,7 +50,7 @@ def jobs_for(clinic: Clinic, count: int) -> list[Draft]:
 
 def inline(clinic: Clinic, job: Draft) -> bytes:
     secret = clinic.settings.require_secret_key()
-    return to_wire(compose_email(job, clinic.settings, secret)).data
+    return compose_email(job, clinic.settings, secret).data
 
 
 def worker_pids() -> set[int]:
