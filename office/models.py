@@ -298,6 +298,9 @@ class Patient(Base):
     consents: Mapped[list[Consent]] = relationship(back_populates="patient")
     coverages: Mapped[list[Coverage]] = relationship(back_populates="patient")
 
+    # Matching an incoming record starts from the patients born that day.
+    __table_args__ = (Index("ix_patients_date_of_birth", "date_of_birth"),)
+
     __mapper_args__ = {"version_id_col": version}
 
     @validates("email", "phone", "confidential_address")
