@@ -10,6 +10,7 @@ data, and problems end up in the inbox's reason and on the terminal.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any, Final
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
 from office.contacts import email_problem, phone_problem, typed_problem
 from office.records.updates import (
@@ -390,15 +392,43 @@ def _phone(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
 
 
 def _email(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
-    try:
-        checked = validate_email(str(raw).strip(), check_deliverability=False)
-    except EmailNotValidError:
-        return raw, "not a valid email address"
-    if len(checked.normalized) > 254:
+    text = str(raw).strip()
+    if email_problem(text) is None:
+        # A plain ASCII dot-atom address, as nearly all are: email-validator accepts its
+        # part before the @ as it is (lowering only the RFC 2142 role names), so only the
+        # domain needs the library, once per domain: a practice's patients share a few
+        # dozen (tests/records/test_emails.py checks this against validate_email).
+        local, _, domain = text.rpartition("@")
+        checked_domain = _email_domain(domain)
+        if checked_domain is None:
+            return raw, "not a valid email address"
+        if local.lower() in _ROLE_MAILBOXES:
+            local = local.lower()
+        normalized = f"{local}@{checked_domain}"
+    else:
+        try:
+            normalized = validate_email(text, check_deliverability=False).normalized
+        except EmailNotValidError:
+            return raw, "not a valid email address"
+    if len(normalized) > 254:
         return raw, "longer than 254 characters"
-    if email_problem(checked.normalized):
+    if email_problem(normalized):
         return raw, "not one plain email address"
-    return checked.normalized, ""
+    return normalized, ""
+
+
+_ROLE_MAILBOXES: Final = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _email_domain(domain: str) -> str | None:
+    """`domain` as email-validator normalizes it, or None when it refuses it. The address
+    asked about is the shortest there is with that domain: its length limit is the one
+    the real address, no shorter, has already met."""
+    try:
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
 
 
 def _state(raw: Any, context: _Context, name: str) -> tuple[Any, str]:
