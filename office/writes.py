@@ -14,13 +14,12 @@ exception; a failure nobody reads is logged by asyncio when the future is collec
 dropped silently. Callers batch their rows (a hundred answers to a call) so that a write
 is rare next to the requests around it.
 
-On SQLite the writes run on the event loop's own thread: a commit is CPU work (WAL,
-synchronous=NORMAL), and a thread only adds a GIL hand-off at every statement step, which on
-a quiet machine queues behind the HTTP work (measured, eligibility, 2,000 checks: a writer
-thread cost 10.5 s of CPU against 9.9 s for no gain in wall time). On PostgreSQL they run
-on one writer thread, in the same order: there each write is a dozen round trips to the
-server (the answers, the work items they open and close, the commit), and on the loop's
-thread every request of the batch waited for them, about forty times a run.
+The writes run on one writer thread, in submission order, on SQLite and PostgreSQL alike,
+so the requests around them go on while a write waits: on PostgreSQL for a dozen round trips
+(the answers, the work items they open and close, the commit), on SQLite for the statements'
+steps and the commit, which the driver runs without the GIL. On the loop's thread every
+request of a payer batch waited for each write (measured, eligibility, 2,000 checks on
+SQLite at load 5: writes held the loop 8-10 s of a 36-40 s run).
 """
 
 from __future__ import annotations
@@ -47,14 +46,11 @@ class Writer:
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
-        self._open = False
-        self._thread: ThreadPoolExecutor | None = None
+        self._thread: ThreadPoolExecutor | None = None  # while open
         self._pending: set[asyncio.Future[Any]] = set()
 
     async def __aenter__(self) -> Self:
-        if self._factory.kw["bind"].dialect.name != "sqlite":
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="office-writer")
-        self._open = True
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="office-writer")
         return self
 
     async def __aexit__(
@@ -66,7 +62,6 @@ class Writer:
         try:
             await self.drain()
         finally:
-            self._open = False
             if self._thread is not None:
                 self._thread.shutdown(wait=True)
                 self._thread = None
@@ -76,22 +71,13 @@ class Writer:
     ) -> asyncio.Future[_T]:
         """Run ``work(session, *args, **kwargs)`` in its own transaction, after every earlier
         write; the future holds what it returned or raised."""
-        if not self._open:
+        if self._thread is None:
             raise RuntimeError("Writer.submit outside `async with Writer(...)`")
-        if self._thread is not None:
-            job = functools.partial(self._write, work, *args, **kwargs)
-            written: asyncio.Future[_T] = asyncio.wrap_future(self._thread.submit(job))
-            self._pending.add(written)
-            written.add_done_callback(self._pending.discard)
-            return written
-        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        try:
-            result = self._write(work, *args, **kwargs)
-        except Exception as exc:
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        return future
+        job = functools.partial(self._write, work, *args, **kwargs)
+        written: asyncio.Future[_T] = asyncio.wrap_future(self._thread.submit(job))
+        self._pending.add(written)
+        written.add_done_callback(self._pending.discard)
+        return written
 
     def _write(
         self, work: Callable[Concatenate[Session, _P], _T], *args: _P.args, **kwargs: _P.kwargs
@@ -108,8 +94,8 @@ class Writer:
     async def drain(self) -> None:
         """Wait until every write submitted so far has finished and the callbacks added to
         their futures have run (failures stay with their futures)."""
-        # On the loop's thread each write is done when `submit` returns; one turn of the loop
-        # runs the callbacks. The writer thread's are waited for (their failures stay put).
+        # The writes are waited for (their failures stay put); one more turn of the loop runs
+        # the callbacks added after ours.
         if self._pending:
             await asyncio.wait(set(self._pending))
         await asyncio.sleep(0)

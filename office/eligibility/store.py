@@ -206,7 +206,7 @@ class Recorder:
     again. The first failure is raised by the next `add`, or by `close`.
     """
 
-    def __init__(self, writer: Writer, *, max_rows: int = 100, max_wait: float = 0.2) -> None:
+    def __init__(self, writer: Writer, *, max_rows: int = 500, max_wait: float = 1.0) -> None:
         self._writer = writer
         self._max_rows = max_rows
         self._max_wait = max_wait

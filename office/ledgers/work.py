@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,12 @@ SYSTEM = "officeflows"
 """The actor of what the ledger does by itself (opening, auto-closing)."""
 
 _ENTITY = WorkItem.__tablename__
+# Rows are inserted through the tables (Core): the ORM's bulk insert splits a lot by which
+# values are None and sent much of it a row at a time (measured: storing 2,000 eligibility
+# answers ran 1,400 INSERTs, over half the writes' time).
+_ITEMS: Table = WorkItem.__table__  # type: ignore[assignment]
+_VISITS: Table = WorkItemVisit.__table__  # type: ignore[assignment]
+_AUDIT: Table = AuditEntry.__table__  # type: ignore[assignment]
 _GONE = (AppointmentStatus.CANCELLED,)
 _OVER = (AppointmentStatus.COMPLETED, AppointmentStatus.NO_SHOW)
 
@@ -262,7 +268,7 @@ def _open(
     if fresh:
         with session.begin_nested():
             created = session.execute(
-                insert(WorkItem).returning(WorkItem.id, WorkItem.dedupe_key), fresh
+                insert(_ITEMS).returning(_ITEMS.c.id, _ITEMS.c.dedupe_key), fresh
             )
             ids.update((row.dedupe_key, row.id) for row in created)
         _audit(
@@ -279,7 +285,7 @@ def _open(
             for visit in sorted(targets[row["dedupe_key"]].visits)
         ]
         if listed:
-            session.execute(insert(WorkItemVisit), listed)
+            session.execute(insert(_VISITS), listed)
     if existing:
         kept = {existing[key]: target for key, target in targets.items() if key in existing}
         _link(session, {item_id: target.visits for item_id, target in kept.items()}, now, actor)
@@ -407,7 +413,7 @@ def _link(session: Session, visits: Mapping[int, set[int]], now: datetime, actor
                 relisted.append((item_id, appointment_id))
     if added:
         session.execute(
-            insert(WorkItemVisit),
+            insert(_VISITS),
             [{"work_item_id": i, "appointment_id": a, "added_at": now} for i, a in added],
         )
     if relisted:
@@ -770,7 +776,7 @@ def _audit(
     if not changes:
         return
     session.execute(
-        insert(AuditEntry),
+        insert(_AUDIT),
         [
             {
                 "entity": _ENTITY,
