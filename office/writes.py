@@ -11,7 +11,7 @@ Each call runs ``work(session, *args)`` in its own transaction (`office.db.trans
 committed when `work` returns and rolled back when it raises, one call at a time in the
 order they were made. `submit` returns an `asyncio.Future` holding the result or the
 exception; a failure nobody reads is logged by asyncio when the future is collected, never
-dropped silently. Callers batch their rows (a hundred answers to a call) so that a write
+dropped silently. Callers batch their rows (hundreds of answers to a call) so that a write
 is rare next to the requests around it.
 
 The writes run on one writer thread, in submission order, on SQLite and PostgreSQL alike,
