@@ -40,6 +40,9 @@ def code_copy(tmp_path: Path) -> Path:
     return tmp_path / "code"
 
 
+# Prefect's step runner asks its API for the variables and blocks a step may name: without
+# the session's server it starts an ephemeral one, whose 20 s start-up a loaded CI misses.
+@pytest.mark.usefixtures("prefect_harness")
 def test_the_pull_step_reads_the_workers_own_value_when_the_run_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
