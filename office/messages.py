@@ -228,8 +228,7 @@ def build_email(
             must match it exactly, since clients trust the MIME parameter.
         date: The Date header; defaults to now in UTC.
     """
-    if not _MSGID.fullmatch(message_id):
-        raise ValueError("message_id must look like <local@domain>")
+    _check_message_id(message_id)
     if (ics is None) != (method is None):
         raise ValueError("ics and method must be given together")
 
@@ -296,8 +295,7 @@ def invitation_wire(
     Raises:
         ValueError: as `build_email`, or the message has no From or To address.
     """
-    if not _MSGID.fullmatch(message_id):
-        raise ValueError("message_id must look like <local@domain>")
+    _check_message_id(message_id)
     if method not in _CALENDAR_PART:
         raise ValueError("method must be REQUEST or CANCEL")
     _check_method(ics, method)
@@ -439,6 +437,11 @@ def _fix_boundaries(message: EmailMessage, message_id: str) -> None:
     for index, part in enumerate(message.walk()):
         if part.is_multipart():
             part.set_boundary(f"=_{stem}.{index}")
+
+
+def _check_message_id(message_id: str) -> None:
+    if not _MSGID.fullmatch(message_id):
+        raise ValueError("message_id must look like <local@domain>")
 
 
 def _check_method(ics: bytes, method: str) -> None:
