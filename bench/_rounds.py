@@ -8,13 +8,23 @@ median of the per-round ratios. Lines go to stderr; the JSON line on stdout stay
 from __future__ import annotations
 
 import contextlib
+import cProfile
+import io
+import pstats
 import resource
 import statistics
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["bound_by", "medians", "own_peak_rss_mb", "print_rounds", "reset_peak_rss"]
+__all__ = [
+    "bound_by",
+    "medians",
+    "own_peak_rss_mb",
+    "print_profile",
+    "print_rounds",
+    "reset_peak_rss",
+]
 
 
 def medians(rounds: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -41,6 +51,14 @@ def bound_by(*, flow_cpu_s: float, wall_s: float, waits: str) -> str:
         f"bound by {waits}, or by other load on the machine "
         f"(the flow's CPU busy {busy:.0%} of its wall time)"
     )
+
+
+def print_profile(profiler: cProfile.Profile, lines: int = 60) -> None:
+    """The profiled runs' top functions, by cumulative and by own time, to stderr."""
+    for order in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(lines)
+        print(out.getvalue(), file=sys.stderr)
 
 
 def own_peak_rss_mb() -> float:

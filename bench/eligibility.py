@@ -12,13 +12,14 @@ their median over `--repeat` rounds (the goal reads on the median). With `--n` o
 2,000, also `ratio_linear`: the per-check cost at n over the per-check cost of a 2,000-visit
 round run afterwards; `flow_peak_rss_mb` is this process's peak while the flow ran (the flow
 runs here; seeding and the bare loop run in a child process, and on Linux the peak is started
-over before the flow).
+over before the flow). `--profile` prints where the flow's time went to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import sys
 import tempfile
@@ -30,7 +31,13 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from bench._database import fresh_database, in_child
-from bench._rounds import bound_by, own_peak_rss_mb, print_rounds, reset_peak_rss
+from bench._rounds import (
+    bound_by,
+    own_peak_rss_mb,
+    print_profile,
+    print_rounds,
+    reset_peak_rss,
+)
 from bench.prefect_api import flush_logs, prefect_server
 
 if TYPE_CHECKING:
@@ -76,6 +83,7 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="rounds, the goal read on their median (default 3; 1 above 10,000 visits)",
     )
+    parser.add_argument("--profile", action="store_true", help="profile the flow runs")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 3 if args.n <= 10_000 else 1
@@ -101,9 +109,10 @@ def _measure(
     warmup_s = time.perf_counter() - started
     engine.dispose()
 
+    profiler = cProfile.Profile() if args.profile else None
     rounds, outcomes = [], {}
     for index in range(args.repeat):
-        one, outcomes = _round(args, args.n, home / f"office-{index}", clearinghouse)
+        one, outcomes = _round(args, args.n, home / f"office-{index}", clearinghouse, profiler)
         rounds.append(one)
     middle = print_rounds("eligibility", rounds)
     ideal_s = args.n * args.latency_ms / 1000 / args.concurrency
@@ -130,7 +139,7 @@ def _measure(
     if args.n != DEFAULT_N:
         # Flat cost: the per-check cost here over the per-check cost at the default size,
         # measured now, on the same server and clearinghouse.
-        reference, _ = _round(args, DEFAULT_N, home / "office-reference", clearinghouse)
+        reference, _ = _round(args, DEFAULT_N, home / "office-reference", clearinghouse, None)
         per_check = middle["wall_s"] / args.n
         result["reference_n"] = DEFAULT_N
         result["reference_wall_s"] = round(reference["wall_s"], 3)
@@ -143,11 +152,17 @@ def _measure(
         waits="the payer's latency and its limit of concurrent inquiries",
     )
     print(f"eligibility: {result['bound']}", file=sys.stderr)
+    if profiler is not None:
+        print_profile(profiler)
     return result
 
 
 def _round(
-    args: argparse.Namespace, n: int, home: Path, clearinghouse: str
+    args: argparse.Namespace,
+    n: int,
+    home: Path,
+    clearinghouse: str,
+    profiler: cProfile.Profile | None,
 ) -> tuple[dict[str, float], dict[str, int]]:
     """A fresh practice of `n` visits and the bare loop over its 270s (in a child process),
     then the flow over it, here."""
@@ -161,7 +176,11 @@ def _round(
     use_office(settings, engine)
     reset_peak_rss()
     started, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
     counts = asyncio.run(verify_eligibility(days_ahead=3, now=NOW))
+    if profiler is not None:
+        profiler.disable()
     wall_s, flow_cpu_s = time.perf_counter() - started, time.process_time() - cpu
     flow_rss_mb = own_peak_rss_mb()
     engine.dispose()

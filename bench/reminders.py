@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import io
 import os
-import pstats
 import sys
 import tempfile
 import time
@@ -38,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench._database import fresh_database, in_child
-from bench._rounds import bound_by, own_peak_rss_mb, print_rounds
+from bench._rounds import bound_by, own_peak_rss_mb, print_profile, print_rounds
 from bench.prefect_api import flush_logs, prefect_server
 
 if TYPE_CHECKING:
@@ -143,7 +141,7 @@ def _measure(args: argparse.Namespace, home: Path, server_start_s: float) -> dic
     )
     print(f"reminders: {result['bound']}", file=sys.stderr)
     if profiler is not None:
-        _print_profile(profiler)
+        print_profile(profiler)
     return result
 
 
@@ -359,9 +357,3 @@ async def _bare_loop(
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     await smtp.quit()
     return elapsed, cpu
-
-
-def _print_profile(profiler: cProfile.Profile) -> None:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
-    print(out.getvalue(), file=sys.stderr)

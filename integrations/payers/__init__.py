@@ -7,11 +7,12 @@ one HTTP client factory (`default_client`) and its connection pools.
 
 from __future__ import annotations
 
-from integrations.payers.client import PooledTransport, default_client
+from integrations.payers.client import PayerClient, PooledTransport, default_client
 from integrations.payers.directory import Payers, payers_from_settings
 from integrations.payers.registry import available_payers, get_payer
 
 __all__ = [
+    "PayerClient",
     "Payers",
     "PooledTransport",
     "available_payers",

@@ -5,19 +5,36 @@ from __future__ import annotations
 import functools
 import itertools
 import ssl
+from typing import Any
 
 import httpx
 
-__all__ = ["PooledTransport", "default_client"]
+__all__ = ["PayerClient", "PooledTransport", "default_client"]
 
 
-def default_client(connections: int = 50) -> httpx.AsyncClient:
+class PayerClient(httpx.AsyncClient):
+    """httpx's client, keeping the transport it was built on: what payer adapters get.
+
+    `post_capped` builds a payer request itself (the client's headers and timeouts
+    included) and hands it straight to `transport`. The client's own send path (auth and
+    redirect steps, cookie jar, stream wrapper, a request built from strings) cost 0.75 ms
+    of CPU a request on top of the transport's 1.9 ms, at 2,000 inquiries 50 at a time,
+    and a payer request needs none of it: redirects are not followed, a payer sets no
+    cookie we keep, and the credential is a header.
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, **kwargs: Any) -> None:
+        super().__init__(transport=transport, **kwargs)
+        self.transport = transport
+
+
+def default_client(connections: int = 50) -> PayerClient:
     """A client for `connections` requests in flight at once; its owner closes it.
 
     Payers answer in 1-5 s typically and CORE allows 60 s, so reads wait 90 s (the
     eligibility brief's timeouts); the pool wait matches, as a burst queues behind it.
     """
-    return httpx.AsyncClient(
+    return PayerClient(
         transport=PooledTransport(connections),
         timeout=httpx.Timeout(connect=10.0, read=90.0, write=10.0, pool=90.0),
         headers={"User-Agent": "officeflows"},

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from hypothesis import strategies as st
 
-from integrations.payers import get_payer
+from integrations.payers import PayerClient, get_payer
 from integrations.payers.x12 import read_core_envelope
 from integrations.x12 import Scenario, build_271, parse_270
 from office.contracts.payers import PayerResponse
@@ -367,10 +367,27 @@ HARNESSES: dict[str, Harness] = {
 }
 
 
+ClientKind = Literal["payer", "plain"]
+"""The client an adapter is given: the `PayerClient` payers get, or any httpx client (a
+plugin's caller may give one), whose requests take httpx's own send path."""
+
+
+def mock_client(handler: Handler, kind: ClientKind = "payer") -> httpx.AsyncClient:
+    """A client of that kind over a MockTransport answering with `handler`."""
+    transport = httpx.MockTransport(handler)
+    if kind == "plain":
+        return httpx.AsyncClient(transport=transport)
+    return PayerClient(transport=transport, headers={"User-Agent": "officeflows"})
+
+
 async def check_with(
-    name: str, config: dict[str, Any], handler: Handler, request: EligibilityRequest
+    name: str,
+    config: dict[str, Any],
+    handler: Handler,
+    request: EligibilityRequest,
+    client: ClientKind = "payer",
 ) -> PayerResponse:
     """Build the adapter through the registry over a MockTransport and ask once."""
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-        adapter = get_payer(name, config=config, client=client)
+    async with mock_client(handler, client) as client_:
+        adapter = get_payer(name, config=config, client=client_)
         return await adapter.check(request)

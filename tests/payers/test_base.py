@@ -11,11 +11,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from integrations.payers import PayerClient
 from integrations.payers.base import (
     ControlNumbers,
     error_for_status,
     parse_retry_after,
     pick_result,
+    post_capped,
     secret_setting,
     setting,
     translate_transport_error,
@@ -155,3 +157,65 @@ def test_secret_setting_unwraps_secret_str() -> None:
     assert secret_setting({"s": SecretStr("x")}, "demo", "s") == "x"
     with pytest.raises(PayerConfigError):
         secret_setting({"s": SecretStr("")}, "demo", "s")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"content": b"ISA*00*raw~", "headers": {"Content-Type": "application/edi-x12"}},
+        {"json": {"tradingPartnerServiceId": "P1"}, "headers": {"Authorization": "Key k"}},
+        {"files": {"Payload": (None, "ISA*00*core~")}, "headers": {}},
+    ],
+    ids=["content", "json", "files"],
+)
+async def test_a_payer_clients_post_is_the_request_httpx_would_send(body: dict[str, Any]) -> None:
+    seen: list[httpx.Request] = []
+
+    def far(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, content=b"answer " * 100)
+
+    timeout = httpx.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0)
+    answers = []
+    for client in (
+        PayerClient(transport=httpx.MockTransport(far), timeout=timeout, headers={"X-A": "1"}),
+        httpx.AsyncClient(
+            transport=httpx.MockTransport(far), timeout=timeout, headers={"X-A": "1"}
+        ),
+    ):
+        async with client:
+            answers.append(
+                await post_capped(client, "https://payer.test/x?y=1", limit=4096, **dict(body))
+            )
+    direct, stock = seen
+    assert direct.method == stock.method == "POST"
+    assert direct.url == stock.url
+    assert direct.extensions["timeout"] == stock.extensions["timeout"] == timeout.as_dict()
+    boundary = "; boundary=" in stock.headers.get("content-type", "")
+    if not boundary:  # a multipart body has a fresh boundary each time
+        assert direct.read() == stock.read()
+        assert list(direct.headers.multi_items()) == list(stock.headers.multi_items())
+    assert direct.headers["x-a"] == "1"
+    assert [(r.status_code, b) for r, b in answers] == [(200, b"answer " * 100)] * 2
+
+
+@pytest.mark.anyio
+async def test_a_payer_clients_answer_over_the_limit_is_refused_and_closed() -> None:
+    closed: list[bool] = []
+
+    class Endless(httpx.AsyncByteStream):
+        async def __aiter__(self):  # type: ignore[override]
+            while True:
+                yield b"x" * 1024
+
+        async def aclose(self) -> None:
+            closed.append(True)
+
+    def far(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=Endless())
+
+    async with PayerClient(transport=httpx.MockTransport(far)) as client:
+        with pytest.raises(PayerResponseInvalid, match="larger than 2048 bytes"):
+            await post_capped(client, "https://payer.test/", limit=2048, content=b"q")
+    assert closed == [True]

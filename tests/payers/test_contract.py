@@ -19,7 +19,17 @@ from office.contracts.payers import (
 )
 from office.eligibility.types import AaaAction, CoverageStatus
 
-from .conftest import FIRST, HARNESSES, LAST, MEMBER_ID, Case, Harness, check_with, make_request
+from .conftest import (
+    FIRST,
+    HARNESSES,
+    LAST,
+    MEMBER_ID,
+    Case,
+    ClientKind,
+    Harness,
+    check_with,
+    make_request,
+)
 
 NAMES = available_payers()
 
@@ -31,7 +41,14 @@ def harness_for(name: str) -> Harness:
     return harness
 
 
-async def run_case(name: str, case: Case) -> PayerResponse:
+@pytest.fixture(params=["payer", "plain"])
+def client(request: pytest.FixtureRequest) -> ClientKind:
+    """Each case runs over the `PayerClient` payers get and over a plain httpx client."""
+    kind: ClientKind = request.param
+    return kind
+
+
+async def run_case(name: str, case: Case, client: ClientKind) -> PayerResponse:
     harness = harness_for(name)
     if case in harness.not_applicable:
         pytest.skip(harness.not_applicable[case])
@@ -39,7 +56,8 @@ async def run_case(name: str, case: Case) -> PayerResponse:
     assert handler is not None
     config = {**harness.config, **harness.case_config.get(case, {})}
     # A fresh trace per run: the sandbox counts attempts per trace across the process.
-    return await check_with(name, config, handler, make_request(f"T{uuid.uuid4().hex[:12]}"))
+    trace = f"T{uuid.uuid4().hex[:12]}"
+    return await check_with(name, config, handler, make_request(trace), client)
 
 
 def assert_no_phi(exc: BaseException) -> None:
@@ -62,8 +80,8 @@ def test_get_payer_builds_an_adapter_named_as_registered(name: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_active_answer_is_active_with_member_id(name: str) -> None:
-    response = await run_case(name, "active")
+async def test_active_answer_is_active_with_member_id(name: str, client: ClientKind) -> None:
+    response = await run_case(name, "active", client)
     assert response.result.status is CoverageStatus.ACTIVE
     assert response.result.member_id == MEMBER_ID
     assert response.result.aaa == ()
@@ -73,36 +91,36 @@ async def test_active_answer_is_active_with_member_id(name: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_server_error_is_retryable(name: str) -> None:
+async def test_server_error_is_retryable(name: str, client: ClientKind) -> None:
     with pytest.raises(PayerRetryableError) as caught:
-        await run_case(name, "http_5xx")
+        await run_case(name, "http_5xx", client)
     assert caught.value.status_code == 502
     assert_no_phi(caught.value)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_rate_limit_is_retryable_with_retry_after(name: str) -> None:
+async def test_rate_limit_is_retryable_with_retry_after(name: str, client: ClientKind) -> None:
     with pytest.raises(PayerRetryableError) as caught:
-        await run_case(name, "http_429")
+        await run_case(name, "http_429", client)
     assert caught.value.retry_after == 7
     assert caught.value.status_code == 429
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_timeout_is_retryable(name: str) -> None:
+async def test_timeout_is_retryable(name: str, client: ClientKind) -> None:
     with pytest.raises(PayerRetryableError) as caught:
-        await run_case(name, "timeout")
+        await run_case(name, "timeout", client)
     assert caught.value.aaa == ()
     assert_no_phi(caught.value)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_malformed_answer_is_invalid_and_keeps_raw(name: str) -> None:
+async def test_malformed_answer_is_invalid_and_keeps_raw(name: str, client: ClientKind) -> None:
     with pytest.raises(PayerResponseInvalid) as caught:
-        await run_case(name, "malformed")
+        await run_case(name, "malformed", client)
     assert caught.value.raw in (
         "ISA*00*this is not an interchange~",
         '{"benefitsInformation": [unterminated',
@@ -113,9 +131,9 @@ async def test_malformed_answer_is_invalid_and_keeps_raw(name: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_payer_level_aaa_42_is_retryable(name: str) -> None:
+async def test_payer_level_aaa_42_is_retryable(name: str, client: ClientKind) -> None:
     with pytest.raises(PayerRetryableError) as caught:
-        await run_case(name, "payer_aaa42")
+        await run_case(name, "payer_aaa42", client)
     assert [(a.loop[-1], a.code) for a in caught.value.aaa] == [("A", "42")]
     assert caught.value.aaa[0].action is AaaAction.RETRY_LATER
     assert caught.value.raw, "the raw answer travels with the error so it can be stored"
@@ -124,8 +142,8 @@ async def test_payer_level_aaa_42_is_retryable(name: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("name", NAMES)
-async def test_subscriber_aaa_72_is_an_unverified_result(name: str) -> None:
-    response = await run_case(name, "subscriber_aaa72")
+async def test_subscriber_aaa_72_is_an_unverified_result(name: str, client: ClientKind) -> None:
+    response = await run_case(name, "subscriber_aaa72", client)
     assert response.result.status is CoverageStatus.UNVERIFIED
     assert [(a.loop, a.code, a.followup) for a in response.result.aaa] == [("2100C", "72", "C")]
     assert response.result.aaa[0].action is AaaAction.FIX_PATIENT_DATA
