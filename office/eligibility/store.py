@@ -16,7 +16,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Table, Update, bindparam
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -45,6 +45,26 @@ __all__ = [
 ]
 
 _KINDS = frozenset(kind.value for kind in AlertKind)
+_CHECKS: Table = EligibilityCheck.__table__  # type: ignore[assignment]
+_STILL_PENDING: Update = (
+    _CHECKS.update()
+    .where(_CHECKS.c.id == bindparam("check_id"))
+    .values(status=bindparam("status"), attempts=bindparam("attempts"), error=bindparam("error"))
+)
+_SETTLED: Update = _STILL_PENDING.values(
+    {
+        name: bindparam(name)
+        for name in (
+            "checked_at",
+            "raw",
+            "raw_format",
+            "result",
+            "copay",
+            "deductible_remaining",
+            "plan_end",
+        )
+    }
+)
 _STATUS = {
     CoverageStatus.ACTIVE: CheckStatus.ACTIVE,
     CoverageStatus.INACTIVE: CheckStatus.INACTIVE,
@@ -109,9 +129,9 @@ class Answer:
         return Cleared(CloseReason.CHECK_CLEAN, subject=self.entity, kinds=kinds, note=note)
 
     def row(self) -> dict[str, Any]:
-        """The check's columns as this answer leaves them."""
+        """The check's columns as this answer leaves them, its id as `check_id`."""
         row: dict[str, Any] = {
-            "id": self.check_id,
+            "check_id": self.check_id,
             "status": self.status,
             "attempts": self.attempts,
             "error": self.error,
@@ -193,7 +213,14 @@ def _sentence(text: str) -> str:
 def store_answers(session: Session, answers: Sequence[Answer]) -> None:
     """Write answers, the work items they raise and those they clear, in the caller's
     transaction."""
-    session.execute(update(EligibilityCheck), [answer.row() for answer in answers])
+    rows: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for answer in answers:
+        rows[answer.status is CheckStatus.PENDING].append(answer.row())
+    for still_pending, group in rows.items():
+        # One executemany per shape of row; the ORM's bulk update spent as long again
+        # sorting each row into its columns (0.2 ms an answer).
+        if group:
+            session.execute(_STILL_PENDING if still_pending else _SETTLED, group)
     open_work_items(session, (need for answer in answers for need in answer.work()))
     clear_work(session, (c for c in (answer.cleared() for answer in answers) if c is not None))
 
