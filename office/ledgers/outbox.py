@@ -14,17 +14,28 @@ transaction decides what lands together.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Insert, Table, Update, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
 from office.models import Channel, OutboxItem, OutboxStatus
 
-__all__ = ["OutboxRow", "claim_outbox", "enqueue_outbox", "finish_outbox", "move_outbox"]
+__all__ = [
+    "DriverClaims",
+    "OutboxNotWritten",
+    "OutboxRow",
+    "claim_outbox",
+    "enqueue_outbox",
+    "finish_outbox",
+    "move_outbox",
+]
 
 _OUTBOX: Table = OutboxItem.__table__  # type: ignore[assignment]
 
@@ -152,3 +163,98 @@ def move_outbox(
         {"item_id": item_id, "source": source, "target": target, "error": error, "now": now},
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+# --- one sender's claims, straight on the PostgreSQL driver ---------------------------------
+
+
+class OutboxNotWritten(RuntimeError):
+    """The database refused a claim or an outcome; the message names the error's kind only."""
+
+
+def _driver_sql(statement: Update) -> tuple[str, dict[str, Any]]:
+    """The statement as psycopg's SQL, and the values it fixes (an enum's stored value)."""
+    compiled = statement.compile(dialect=psycopg_dialect())  # type: ignore[no-untyped-call]
+    fixed = {
+        name: value.value if isinstance(value, Enum) else value
+        for name, value in compiled.params.items()
+        if value is not None
+    }
+    return compiled.string, fixed
+
+
+_DRIVER_CLAIM = _driver_sql(_CLAIM)
+_DRIVER_FINISH = _driver_sql(_FINISH)
+
+
+class DriverClaims:
+    """`finish_outbox` and `claim_outbox` for one sender on its own PostgreSQL connection,
+    each claim committed with the outcome riding along, run on the driver's cursor.
+
+    The SQL is the Core statements' own, compiled once and prepared by the server.
+    SQLAlchemy's execution of the two (execution context, bind processing, result object)
+    cost 0.4 ms of CPU a message, more than the driver's own 0.35 ms; a send loop on
+    PostgreSQL makes one such transaction per message.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._driver: Any = connection.connection.dbapi_connection
+
+    def claim(
+        self,
+        item_id: int,
+        *,
+        now: datetime,
+        recipient: str,
+        message_id: str | None,
+        finished: tuple[int, OutboxStatus, datetime, str | None, str | None] | None,
+    ) -> bool:
+        """Write `finished` (item id, status, when, provider id, error), claim `item_id`,
+        and commit both; False when another sender holds the row."""
+        cursor = self._driver.cursor()
+        try:
+            if finished is not None:
+                done_id, status, at, provider_id, error = finished
+                sql, fixed = _DRIVER_FINISH
+                cursor.execute(
+                    sql,
+                    {
+                        **fixed,
+                        "item_id": done_id,
+                        "status": status.value,
+                        "sent_at": _instant(at) if status is OutboxStatus.SENT else None,
+                        "provider_id": provider_id,
+                        "error": error,
+                        "now": _instant(at),
+                    },
+                    prepare=True,
+                )
+            sql, fixed = _DRIVER_CLAIM
+            cursor.execute(
+                sql,
+                {
+                    **fixed,
+                    "item_id": item_id,
+                    "now": _instant(now),
+                    "recipient": recipient,
+                    "message_id": message_id,
+                },
+                prepare=True,
+            )
+            won = cursor.rowcount == 1
+            self._driver.commit()
+        except Exception as exc:
+            with contextlib.suppress(Exception):
+                self._driver.rollback()
+            # The driver's message may quote a row; Prefect records what a task raises.
+            raise OutboxNotWritten(f"claim not written ({type(exc).__name__})") from None
+        finally:
+            cursor.close()
+        return bool(won)
+
+
+def _instant(value: datetime) -> datetime:
+    # What `UTCDateTime` binds: an aware instant in UTC (a naive one is a bug upstream).
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where a UTC instant is required")
+    return value.astimezone(UTC)

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, Engine, select
 from office.contacts import is_recipient_reason
 from office.db import transaction
 from office.ledgers import apply_changes
-from office.ledgers.outbox import claim_outbox, finish_outbox, move_outbox
+from office.ledgers.outbox import DriverClaims, claim_outbox, finish_outbox, move_outbox
 from office.models import Channel, Consent, OutboxStatus, Patient
 from office.reminders import work
 
@@ -109,6 +109,16 @@ class _Finished:
     outcome: Outcome
     now: datetime
 
+    def row(self) -> tuple[int, OutboxStatus, datetime, str | None, str | None]:
+        """What `DriverClaims.claim` writes for it."""
+        return (
+            self.item_id,
+            self.outcome.status,
+            self.now,
+            self.outcome.provider_id,
+            self.outcome.error,
+        )
+
     def write(self, connection: Connection) -> None:
         finish_outbox(
             connection,
@@ -134,6 +144,9 @@ class SendWrites:
         self._connection: Connection | None = None
         self._carry: _Finished | None = None
         self._commit_waits = self._engine.dialect.name != "sqlite"
+        # Claims go straight to the driver where it is psycopg (`DriverClaims`).
+        self._on_driver = self._engine.dialect.driver == "psycopg"
+        self._claims: DriverClaims | None = None
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
@@ -145,14 +158,31 @@ class SendWrites:
 
     def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
         """pending -> sending, with the previous outcome; only one claimant wins."""
-        with self._begin() as connection:
-            if self._carry is not None:
-                self._carry.write(connection)
-            won = claim_outbox(
-                connection, item_id, now=now, recipient=recipient, message_id=message_id
+        if self._on_driver:
+            won = self._driver().claim(
+                item_id,
+                now=now,
+                recipient=recipient,
+                message_id=message_id,
+                finished=self._carry.row() if self._carry is not None else None,
             )
+        else:
+            with self._begin() as connection:
+                if self._carry is not None:
+                    self._carry.write(connection)
+                won = claim_outbox(
+                    connection, item_id, now=now, recipient=recipient, message_id=message_id
+                )
         self._carry = None
         return won
+
+    def _driver(self) -> DriverClaims:
+        """The lane's claims on PostgreSQL, on its connection's driver (see `DriverClaims`)."""
+        if self._claims is None:
+            if self._connection is None:
+                self._connection = self._engine.connect()
+            self._claims = DriverClaims(self._connection)
+        return self._claims
 
     async def aclaim(
         self, item_id: int, now: datetime, recipient: str, message_id: str | None
@@ -213,3 +243,4 @@ class SendWrites:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+                self._claims = None

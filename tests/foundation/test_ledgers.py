@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event, select
@@ -19,9 +19,10 @@ from office.ledgers import (
     open_work_item,
     record_changes,
 )
-from office.ledgers.outbox import OutboxRow, move_outbox
+from office.ledgers.outbox import DriverClaims, OutboxNotWritten, OutboxRow, move_outbox
 from office.ledgers.work import WorkNeeded, open_work_items
 from office.models import AuditEntry, Channel, OutboxItem, OutboxStatus, WorkItem, WorkStatus
+from tests.conftest import PG_URL
 
 DISMISSED = WorkStatus.DISMISSED
 
@@ -68,6 +69,68 @@ def test_outbox_key_is_unique_and_only_one_claim_wins(factory: sessionmaker[Sess
         "<m@x>",
     )
     assert (row.provider_message_id, row.sent_at, row.claimed_at) == ("<p>", now, now)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="OFFICE_TEST_DATABASE_URL is not set")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_driver_claim_writes_what_the_core_statements_write(
+    factory: sessionmaker[Session],
+) -> None:
+    """`DriverClaims` (a send lane's claims on psycopg) and `claim_outbox`/`finish_outbox`
+    leave the same rows: one lane claims a, sends it, and claims b with a's outcome."""
+    now = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    later = now + timedelta(seconds=3)
+    with transaction(factory) as session:
+        enqueue_outbox(session, [_row(key, f"{key}@example.test", now) for key in "abcd"])
+        a, b, c, d = session.scalars(select(OutboxItem.id).order_by(OutboxItem.id)).all()
+    engine = factory.kw["bind"]
+    with engine.connect() as connection:
+        lane = DriverClaims(connection)
+        assert lane.claim(a, now=now, recipient="a@x.test", message_id="<a@x>", finished=None)
+        sent = (a, OutboxStatus.SENT, later, "<pa>", None)
+        assert lane.claim(b, now=later, recipient="b@x.test", message_id=None, finished=sent)
+        assert not lane.claim(b, now=later, recipient="b@x.test", message_id=None, finished=None)
+    with engine.begin() as connection:
+        assert claim_outbox(connection, c, now=now, recipient="a@x.test", message_id="<a@x>")
+    with engine.begin() as connection:
+        finish_outbox(connection, c, OutboxStatus.SENT, now=later, provider_message_id="<pa>")
+        assert claim_outbox(connection, d, now=later, recipient="b@x.test", message_id=None)
+    columns = [
+        column
+        for column in OutboxItem.__table__.columns
+        if column.name not in ("id", "idempotency_key", "recipient", "created_at")
+    ]
+    with factory() as session:
+        rows = session.execute(
+            select(OutboxItem.id, *columns).where(OutboxItem.id.in_([a, b, c, d]))
+        ).all()
+    by_id = {row.id: tuple(row)[1:] for row in rows}
+    assert by_id[a] == by_id[c]
+    assert by_id[b] == by_id[d]
+    assert by_id[a][columns.index(OutboxItem.__table__.c.status)] == OutboxStatus.SENT
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG_URL, reason="OFFICE_TEST_DATABASE_URL is not set")
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_driver_claim_that_fails_names_no_row_and_keeps_nothing(
+    factory: sessionmaker[Session],
+) -> None:
+    now = datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    with transaction(factory) as session:
+        enqueue_outbox(session, [_row("a", "a@example.test", now)])
+        a = session.scalars(select(OutboxItem.id)).one()
+    too_long = "patient-name-" * 40  # message_id holds 200 characters: the UPDATE fails
+    with factory.kw["bind"].connect() as connection:
+        lane = DriverClaims(connection)
+        with pytest.raises(OutboxNotWritten) as caught:
+            lane.claim(a, now=now, recipient="a@x.test", message_id=too_long, finished=None)
+        assert "patient" not in str(caught.value)
+        assert caught.value.__cause__ is None
+        assert lane.claim(a, now=now, recipient="a@x.test", message_id="<m@x>", finished=None)
+    with factory() as session:
+        assert session.get_one(OutboxItem, a).message_id == "<m@x>"
 
 
 def test_outbox_move_happens_only_from_the_named_status(factory: sessionmaker[Session]) -> None:
