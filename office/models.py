@@ -86,6 +86,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_instant(value: datetime) -> datetime:
+    """What a `UTCDateTime` column stores: an aware instant in UTC (a naive one is refused)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given where a UTC instant is required")
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC instant on every backend (SQLite drops the offset)."""
 
@@ -93,11 +100,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given where a UTC instant is required")
-        return value.astimezone(UTC)
+        return None if value is None else utc_instant(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

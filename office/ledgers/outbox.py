@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any, TypedDict
 
@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 from sqlalchemy.orm import Session
 
-from office.models import Channel, OutboxItem, OutboxStatus
+from office.models import Channel, OutboxItem, OutboxStatus, utc_instant
 
 __all__ = [
     "DriverClaims",
@@ -222,10 +222,10 @@ class DriverClaims:
                         **fixed,
                         "item_id": done_id,
                         "status": status.value,
-                        "sent_at": _instant(at) if status is OutboxStatus.SENT else None,
+                        "sent_at": utc_instant(at) if status is OutboxStatus.SENT else None,
                         "provider_id": provider_id,
                         "error": error,
-                        "now": _instant(at),
+                        "now": utc_instant(at),
                     },
                     prepare=True,
                 )
@@ -235,7 +235,7 @@ class DriverClaims:
                 {
                     **fixed,
                     "item_id": item_id,
-                    "now": _instant(now),
+                    "now": utc_instant(now),
                     "recipient": recipient,
                     "message_id": message_id,
                 },
@@ -251,10 +251,3 @@ class DriverClaims:
         finally:
             cursor.close()
         return bool(won)
-
-
-def _instant(value: datetime) -> datetime:
-    # What `UTCDateTime` binds: an aware instant in UTC (a naive one is a bug upstream).
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where a UTC instant is required")
-    return value.astimezone(UTC)
