@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -98,6 +98,27 @@ def browser(tmp_path: Path) -> Iterator[object]:
         driver.quit()
 
 
+def _shows(locator: tuple[str, str], text: str) -> Callable[[object], bool]:
+    """A wait condition: the element `locator` finds, looked up afresh on each try, shows `text`.
+
+    Looking it up afresh, not waiting for the old card to go stale, is what makes the wait
+    safe across the form's post and redirect: chromedriver may answer a look at a node of the
+    page being replaced with "Node with given id does not belong to the document", an error
+    that `staleness_of` does not expect and lets through (CI saw it once).
+    """
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    def shows(driver: object) -> bool:
+        assert isinstance(driver, WebDriver)
+        try:
+            return text in driver.find_element(*locator).text
+        except WebDriverException:  # not there yet, or the page changed under the look (a
+            return False  # stale node, the inspector's "does not belong"): look again
+
+    return shows
+
+
 def test_sign_in_take_an_item_and_close_it_with_a_note(
     base_url: str, browser: object, factory: sessionmaker[Session]
 ) -> None:
@@ -125,9 +146,8 @@ def test_sign_in_take_an_item_and_close_it_with_a_note(
     assert "not taken" in card.text
 
     card.find_element(By.XPATH, ".//button[normalize-space()='Take it']").click()
-    wait.until(seen.staleness_of(card))
-    card = wait.until(seen.presence_of_element_located((By.ID, f"item-{item_id}")))
-    assert "taken by Desk Staff" in card.text
+    wait.until(_shows((By.ID, f"item-{item_id}"), "taken by Desk Staff"))
+    card = browser.find_element(By.ID, f"item-{item_id}")
     with factory() as session:
         item = session.get_one(WorkItem, item_id)
         desk = session.query(StaffLogin).filter_by(email="desk@clinic.test").one()
@@ -137,10 +157,8 @@ def test_sign_in_take_an_item_and_close_it_with_a_note(
     note = card.find_element(By.NAME, "note")
     note.send_keys("authorization A-77 on file")
     card.find_element(By.XPATH, ".//button[normalize-space()='Close']").click()
-    wait.until(seen.staleness_of(card))
-    wait.until(seen.presence_of_element_located((By.TAG_NAME, "h1")))
+    wait.until(_shows((By.TAG_NAME, "main"), "2 open items"))
     assert not browser.find_elements(By.ID, f"item-{item_id}")
-    assert "2 open items" in browser.find_element(By.TAG_NAME, "main").text
     with factory() as session:
         item = session.get_one(WorkItem, item_id)
         assert item.status is WorkStatus.DONE
