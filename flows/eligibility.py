@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
+from sqlalchemy import select
 
 from flows.forms import AsOf, practice_instant, titled
 from flows.payer_limits import PrefectPayerGate, sync_payer_limits
@@ -31,7 +32,7 @@ from office.eligibility import (
     ChecksStillPending,
     PayerLimit,
     local_today,
-    payer_limits,
+    payer_limit,
     record_pending,
     run_batch,
     select_appointment,
@@ -39,7 +40,7 @@ from office.eligibility import (
     select_refresh,
     summarize,
 )
-from office.models import utcnow
+from office.models import Payer, utcnow
 from office.settings import Settings
 
 __all__ = [
@@ -203,15 +204,27 @@ def batch_config(settings: Settings, *, final: bool, now: datetime | None) -> Ba
 
 
 async def check_batches(batches: Batches, now: datetime | None) -> list[BaseException]:
-    """Run every payer's batch at once; returns the failures, as a failed batch stops no other."""
+    """Run every payer's batch at once; returns the failures, as a failed batch stops no other.
+
+    Each batch's slots of its payer's limits are taken here, before its task starts, and
+    held until it ends: the task's own hold finds them (see `PrefectPayerGate`).
+    """
     moment = None if now is None else practice_instant(now)
     logger = get_run_logger()
     logger.info("%d checks for %d payers", sum(map(len, batches.values())), len(batches))
-    if batches:
-        await sync_payer_limits(await asyncio.to_thread(_limits, list(batches)))
+    if not batches:
+        return []
+    limits = await asyncio.to_thread(_limits, list(batches))
+    await sync_payer_limits(limits.values())
+    gate = batch_config(office().settings, final=False, now=moment).gate
+
+    async def one(payer_id: int, check_ids: list[int]) -> dict[str, int]:
+        limit = limits[payer_id]
+        async with gate.hold(limit, min(limit.concurrency, len(set(check_ids)))):
+            return await check_payer_batch(payer_id, check_ids, moment)
+
     results = await asyncio.gather(
-        *(check_payer_batch(payer_id, ids, moment) for payer_id, ids in batches.items()),
-        return_exceptions=True,
+        *(one(payer_id, ids) for payer_id, ids in batches.items()), return_exceptions=True
     )
     return [r for r in results if isinstance(r, BaseException)]
 
@@ -242,15 +255,17 @@ async def publish_counts(
     return dict(counts)
 
 
-def _limits(payer_ids: list[int]) -> list[PayerLimit]:
+def _limits(payer_ids: list[int]) -> dict[int, PayerLimit]:
     app = office()
+    settings = app.settings
     with app.factory() as session:
-        return payer_limits(
-            session,
-            concurrency=app.settings.payer_concurrency,
-            rate=app.settings.payer_rate_per_second,
-            payer_ids=payer_ids,
-        )
+        payers = session.scalars(select(Payer).where(Payer.id.in_(payer_ids)))
+        return {
+            payer.id: payer_limit(
+                payer, concurrency=settings.payer_concurrency, rate=settings.payer_rate_per_second
+            )
+            for payer in payers
+        }
 
 
 def _summarize(check_ids: list[int]) -> Counter[str]:

@@ -3,10 +3,12 @@ concurrency limit.
 
 `payer:<code>` counts the payer's requests in flight: a batch holds as many slots as it
 sends at once until it ends (with a lease, so a killed worker's slots come back after
-`LEASE_SECONDS`). The payer's requests per second are shared the same way: a batch holding
-`slots` of the payer's `concurrency` sends at most `rate * slots / concurrency` a second,
-and since all runs together never hold more than `concurrency` slots, together they never
-send more than `rate` a second, with no call to Prefect per request or per chunk of them.
+`LEASE_SECONDS`). The flows take them before the batch's task starts, and the task's own
+hold finds them held (see `PrefectPayerGate`). The payer's requests per second are shared
+the same way: a batch holding `slots` of the payer's `concurrency` sends at most
+`rate * slots / concurrency` a second, and since all runs together never hold more than
+`concurrency` slots, together they never send more than `rate` a second, with no call to
+Prefect per request or per chunk of them.
 
 `sync_payer_limits` creates or updates the limits from the payers table: `office serve` and
 `office prefect setup` for every payer, each eligibility run for the payers it asks, so a
@@ -16,8 +18,10 @@ payer added since is never asked without its limit.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from time import monotonic
 
 import httpx
@@ -65,17 +69,46 @@ class PrefectPayerGate:
     Holding per batch, not per request, keeps Prefect out of the request path: one
     acquisition and one release per batch (renewed while it runs). A missing limit is an
     error, never a silent pass (`strict=True`).
+
+    A hold made where the same payer's slots are already held (in this asyncio task, or one
+    it started) takes nothing more: it yields the outer hold's rate tokens. The flows take a
+    payer's slots before its batch's task starts and the task's hold finds them (its retries
+    too, so a batch waiting to retry keeps its slots rather than queue behind another run for
+    them). Taken inside the task instead, the acquisition met the server's write of the
+    task's new state; on a SQLite-backed server (`office serve`) that write made the
+    acquisition's transaction fail with "database is locked", answered 503, and Prefect's
+    client retried it 2 s later: in two of three benchmark rounds, before the batch's first
+    inquiry.
     """
 
     @asynccontextmanager
     async def hold(self, limit: PayerLimit, slots: int) -> AsyncIterator[RateTokens]:
+        held = _HELD.get({}).get(limit.payer_code)
+        if held is not None and held.slots >= slots:
+            yield held.tokens
+            return
         async with concurrency(
             limit_name(limit.payer_code),
             occupy=slots,
             strict=True,
             lease_duration=LEASE_SECONDS,
         ):
-            yield rate_share(limit, slots)
+            tokens = rate_share(limit, slots)
+            mark = _HELD.set({**_HELD.get({}), limit.payer_code: _Held(slots, tokens)})
+            try:
+                yield tokens
+            finally:
+                _HELD.reset(mark)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    slots: int
+    tokens: RateTokens
+
+
+_HELD: ContextVar[Mapping[str, _Held]] = ContextVar("officeflows_payer_slots_held")
+"""The payers' slots the current asyncio task holds, by payer code."""
 
 
 def rate_share(
