@@ -1,8 +1,8 @@
 """Write 005010X279A1 270 inquiries, and 271 answers for the sandbox payer simulator.
 
 Output uses `*` `^` `:` `~` with no line breaks. Data values are cleaned of separators and
-control characters (and folded to ASCII) so no value can change the structure, and every
-result is tokenized again before it is returned.
+control characters (and folded to ASCII) so no value can change the structure; the
+property tests read generated inquiries back to prove it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from integrations.x12.tokenizer import ISA_LENGTH, Separators, X12Error, tokenize
+from integrations.x12.tokenizer import ISA_LENGTH, Separators, X12Error
 from office.eligibility.types import EligibilityRequest, Person
 
 SEPARATORS = Separators(element="*", repetition="^", component=":", segment="~")
@@ -148,7 +148,12 @@ class _Envelope:
         ]
 
     def wrap(self, transaction_set: str, body: list[Segment]) -> str:
-        """Add ISA/GS/ST and SE/GE/IEA around a body, serialize, and prove it tokenizes back."""
+        """Add ISA/GS/ST and SE/GE/IEA around a body and serialize.
+
+        Every value went through `_clean`, which drops the separators, so the text tokenizes
+        back to these segments: tests/x12/test_x12_properties.py proves it on generated
+        requests, where reading each 270 back here cost a tenth of the builder's time.
+        """
         stamp_date, stamp_time = _d8(self.when.date()), self.when.strftime("%H%M")
         control = str(self.control)
         st = ["ST", transaction_set, self.st02, VERSION]
@@ -169,9 +174,6 @@ class _Envelope:
         )
         if len(SEPARATORS.element.join(segments[0])) + 1 != ISA_LENGTH:
             raise X12Error("cannot build X12: ISA is not 106 characters")
-        read_back = tokenize(text)
-        if read_back != (SEPARATORS, segments):
-            raise X12Error("cannot build X12: output does not tokenize back to its segments")
         return text
 
 

@@ -72,10 +72,13 @@ class Inquiries:
     """A batch's pending checks, read a chunk at a time as the workers ask for them.
 
     Sending starts after the first chunk is read instead of after all of them, and the rest
-    is read while the event loop would otherwise wait on the network. Checks answered
-    meanwhile (by an earlier try of the same batch) are skipped when their chunk is read.
+    is read while the event loop would otherwise wait on the network. The first chunk is
+    small, as big as the payer's usual limit, so the first inquiries leave before a full
+    chunk is read. Checks answered meanwhile (by an earlier try of the same batch) are
+    skipped when their chunk is read.
     """
 
+    first_chunk = 50
     chunk = 250
 
     def __init__(
@@ -99,8 +102,10 @@ class Inquiries:
         return len(self._ids)
 
     def __iter__(self) -> Iterator[Inquiry]:
-        for chunk in chunks(self._ids, self.chunk):
-            yield from self._load(chunk)
+        first, rest = self._ids[: self.first_chunk], self._ids[self.first_chunk :]
+        for chunk in (first, *chunks(rest, self.chunk)):
+            if chunk:
+                yield from self._load(chunk)
 
     def _load(self, ids: Sequence[int]) -> list[Inquiry]:
         check, coverage, patient = EligibilityCheck, Coverage, Patient
