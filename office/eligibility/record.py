@@ -66,8 +66,13 @@ def record_pending(
                 adopted.append(found.id)
             batches.setdefault(item.payer_id, []).append(found.id)
         if fresh:
+            # Inserted as one statement run per row (psycopg pipelines them), then read back
+            # by trace: with RETURNING, SQLAlchemy sends one statement of a thousand rows'
+            # placeholders, which psycopg parsed afresh each time, 0.35 s of CPU at 2,000.
+            session.execute(insert(_CHECKS), fresh)
+            traces = [row["trace"] for row in fresh]
             created = session.execute(
-                insert(_CHECKS).returning(_CHECKS.c.id, _CHECKS.c.payer_id), fresh
+                select(_CHECKS.c.id, _CHECKS.c.payer_id).where(_CHECKS.c.trace.in_(traces))
             )
             for row in created:
                 batches.setdefault(row.payer_id, []).append(row.id)
