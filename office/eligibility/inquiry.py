@@ -8,7 +8,6 @@ batch stores and returns is ids, codes and counts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -72,12 +71,11 @@ class _Provider:
 class Inquiries:
     """A batch's pending checks, read a chunk at a time as the workers ask for them.
 
-    Sending starts after the first chunk is read instead of after all of them. The first
-    chunk is small, as big as the payer's usual limit, so the first inquiries leave before a
-    full chunk is read; each later chunk is read on a thread of its own while the one before
-    is sent, so the event loop never waits on the database (read on the loop, the 250-check
-    chunks held every answer in flight back by 10-45 ms each). Checks answered meanwhile (by
-    an earlier try of the same batch) are skipped when their chunk is read.
+    Sending starts after the first chunk is read instead of after all of them, and the rest
+    is read while the event loop would otherwise wait on the network. The first chunk is
+    small, as big as the payer's usual limit, so the first inquiries leave before a full
+    chunk is read. Checks answered meanwhile (by an earlier try of the same batch) are
+    skipped when their chunk is read.
     """
 
     first_chunk = 50
@@ -105,18 +103,9 @@ class Inquiries:
 
     def __iter__(self) -> Iterator[Inquiry]:
         first, rest = self._ids[: self.first_chunk], self._ids[self.first_chunk :]
-        if not first:
-            return
-        later = iter(chunks(rest, self.chunk))
-        with ThreadPoolExecutor(1, thread_name_prefix="office-inquiries") as reader:
-            loaded = self._load(first)
-            while True:
-                following = next(later, None)
-                ahead = None if following is None else reader.submit(self._load, following)
-                yield from loaded
-                if ahead is None:
-                    return
-                loaded = ahead.result()
+        for chunk in (first, *chunks(rest, self.chunk)):
+            if chunk:
+                yield from self._load(chunk)
 
     def _load(self, ids: Sequence[int]) -> list[Inquiry]:
         check, coverage, patient = EligibilityCheck, Coverage, Patient

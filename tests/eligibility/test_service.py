@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -351,37 +349,6 @@ def test_answered_checks_are_not_read_again(factory: sessionmaker[Session]) -> N
     found = Inquiries(factory, payer, ids, today=TODAY, deductible_threshold=Decimal(1000))
     assert len(found) == 2
     assert [inquiry.check_id for inquiry in found] == ids[1:]
-
-
-def test_later_chunks_are_read_on_a_thread_a_chunk_ahead(
-    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with transaction(factory) as session:
-        place = clinic(session)
-        for index in range(8):
-            person, _ = patient(session, place, index)
-            appointment(session, place, person, day=TODAY + days(1))
-        [(payer_id, ids)] = record_pending(session, due(session), run_key="r", now=NOW).items()
-    payer = PayerRef(payer_id, "PAYER0", "Payer 0")
-    found = Inquiries(factory, payer, ids, today=TODAY, deductible_threshold=Decimal(1000))
-    monkeypatch.setattr(found, "first_chunk", 2)
-    monkeypatch.setattr(found, "chunk", 3)
-    readers: list[tuple[str, int]] = []
-    load = found._load
-
-    def watched(chunk: Sequence[int]) -> list[Inquiry]:
-        readers.append((threading.current_thread().name, len(chunk)))
-        return load(chunk)
-
-    monkeypatch.setattr(found, "_load", watched)
-    taken = iter(found)
-    assert next(taken).check_id == ids[0]
-    here = threading.current_thread().name
-    assert readers[0] == (here, 2)
-    rest = [inquiry.check_id for inquiry in taken]
-    assert [ids[0], *rest] == ids
-    assert [size for _, size in readers] == [2, 3, 3]
-    assert all(name.startswith("office-inquiries") for name, _ in readers[1:])
 
 
 def test_trace_is_unique_and_sized_for_trn02() -> None:
