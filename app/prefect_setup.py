@@ -95,8 +95,12 @@ async def apply(settings: Settings, factory: sessionmaker[Session]) -> Applied:
 
     def read_limits() -> list[PayerLimit]:
         with factory() as session:
-            return payer_limits(
-                session, concurrency=settings.payer_concurrency, rate=settings.payer_rate_per_second
+            return list(
+                payer_limits(
+                    session,
+                    concurrency=settings.payer_concurrency,
+                    rate=settings.payer_rate_per_second,
+                ).values()
             )
 
     names = await sync_payer_limits(await asyncio.to_thread(read_limits))

@@ -20,7 +20,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
-from sqlalchemy import select
 
 from flows.forms import AsOf, practice_instant, titled
 from flows.payer_limits import PrefectPayerGate, sync_payer_limits
@@ -32,7 +31,7 @@ from office.eligibility import (
     ChecksStillPending,
     PayerLimit,
     local_today,
-    payer_limit,
+    payer_limits,
     record_pending,
     run_batch,
     select_appointment,
@@ -40,7 +39,7 @@ from office.eligibility import (
     select_refresh,
     summarize,
 )
-from office.models import Payer, utcnow
+from office.models import utcnow
 from office.settings import Settings
 
 __all__ = [
@@ -220,7 +219,7 @@ async def check_batches(batches: Batches, now: datetime | None) -> list[BaseExce
 
     async def one(payer_id: int, check_ids: list[int]) -> dict[str, int]:
         limit = limits[payer_id]
-        async with gate.hold(limit, min(limit.concurrency, len(set(check_ids)))):
+        async with gate.hold(limit, min(limit.concurrency, len(check_ids))):
             return await check_payer_batch(payer_id, check_ids, moment)
 
     results = await asyncio.gather(
@@ -257,15 +256,13 @@ async def publish_counts(
 
 def _limits(payer_ids: list[int]) -> dict[int, PayerLimit]:
     app = office()
-    settings = app.settings
     with app.factory() as session:
-        payers = session.scalars(select(Payer).where(Payer.id.in_(payer_ids)))
-        return {
-            payer.id: payer_limit(
-                payer, concurrency=settings.payer_concurrency, rate=settings.payer_rate_per_second
-            )
-            for payer in payers
-        }
+        return payer_limits(
+            session,
+            concurrency=app.settings.payer_concurrency,
+            rate=app.settings.payer_rate_per_second,
+            payer_ids=payer_ids,
+        )
 
 
 def _summarize(check_ids: list[int]) -> Counter[str]:

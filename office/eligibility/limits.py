@@ -43,12 +43,14 @@ def payer_limit(payer: Payer, *, concurrency: int, rate: float) -> PayerLimit:
 
 def payer_limits(
     session: Session, *, concurrency: int, rate: float, payer_ids: Sequence[int] | None = None
-) -> list[PayerLimit]:
-    """Every payer's limits (or those of `payer_ids`), by payer code."""
+) -> dict[int, PayerLimit]:
+    """Every payer's limits (or those of `payer_ids`) by payer id, in payer code order."""
     query = select(Payer).order_by(Payer.payer_code)
     if payer_ids is not None:
         query = query.where(Payer.id.in_(payer_ids))
-    return [payer_limit(p, concurrency=concurrency, rate=rate) for p in session.scalars(query)]
+    return {
+        p.id: payer_limit(p, concurrency=concurrency, rate=rate) for p in session.scalars(query)
+    }
 
 
 class RateTokens(Protocol):
