@@ -215,11 +215,11 @@ async def check_batches(batches: Batches, now: datetime | None) -> list[BaseExce
         return []
     limits = await asyncio.to_thread(_limits, list(batches))
     await sync_payer_limits(limits.values())
-    gate = batch_config(office().settings, final=False, now=moment).gate
+    gate = PrefectPayerGate()
 
     async def one(payer_id: int, check_ids: list[int]) -> dict[str, int]:
         limit = limits[payer_id]
-        async with gate.hold(limit, min(limit.concurrency, len(check_ids))):
+        async with gate.hold(limit, limit.slots_for(len(check_ids))):
             return await check_payer_batch(payer_id, check_ids, moment)
 
     results = await asyncio.gather(

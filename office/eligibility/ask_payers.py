@@ -293,7 +293,7 @@ async def _ask_all(
                 outcome.add(done)
                 recorder.add(done)
             raise
-        slots = min(payer.concurrency, len(inquiries))
+        slots = payer.limit.slots_for(len(inquiries))
         tokens = await stack.enter_async_context(config.gate.hold(payer.limit, slots))
         asker = _Asker(adapter, payer, config, slots=slots, tokens=tokens)
         queue: Iterator[Inquiry] = iter(inquiries)

@@ -31,6 +31,10 @@ class PayerLimit:
     concurrency: int
     rate: float
 
+    def slots_for(self, checks: int) -> int:
+        """The slots a batch of `checks` holds: one per inquiry in flight, up to the limit."""
+        return min(self.concurrency, checks)
+
 
 def payer_limit(payer: Payer, *, concurrency: int, rate: float) -> PayerLimit:
     """The payer's own limits, or the practice's defaults where the row sets none."""

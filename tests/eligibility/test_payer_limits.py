@@ -33,15 +33,7 @@ from office.eligibility import PayerLimit
 from office.models import Payer
 from testkit.mock_clearinghouse import running
 from testkit.processes import stop
-from tests.eligibility.builders import (
-    NOW,
-    TODAY,
-    FakePayer,
-    appointment,
-    clinic,
-    days,
-    patient,
-)
+from tests.eligibility.builders import NOW, TODAY, FakePayer, appointment, clinic, days, patient
 
 REPO = Path(__file__).resolve().parents[2]
 
