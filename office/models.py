@@ -969,6 +969,9 @@ class Followup(Base):
         _enum(FollowupStatus), default=FollowupStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
+    # `attempts` when the inbox item was last replayed: a replay gives a fresh budget of
+    # attempts while the attempt numbers, and with them the runs' keys, go on counting.
+    attempts_at_replay: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     run_id: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(String(300))  # the failure's kind, no PHI
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

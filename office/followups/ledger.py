@@ -5,8 +5,9 @@ States: pending (recorded, not started) → started (`claim`; its own Prefect ru
 (`BACKOFF`); after `MAX_ATTEMPTS` it is `gave_up` and a `followup_failed` work item asks a
 person. A claim whose run was never named (its dispatcher died between the two) is claimed
 again after `STALE_CLAIM`, as the same attempt, so the same idempotency key finds the run
-if it was created. A replay of the inbox item puts its follow-ups back to pending. Every
-function takes the caller's session and never commits.
+if it was created. A replay of the inbox item puts its follow-ups back to pending with a
+fresh budget of `MAX_ATTEMPTS`; their attempt numbers go on counting, so each attempt's run
+keeps a key of its own. Every function takes the caller's session and never commits.
 """
 
 from __future__ import annotations
@@ -83,7 +84,11 @@ class Claim:
 def record_followups(
     session: Session, inbox_id: int | None, calls: Iterable[FollowupCall], *, now: datetime
 ) -> list[int]:
-    """Record each call as pending (again, if a replay finds it); returns the rows' ids."""
+    """Record each call as pending; returns the rows' ids.
+
+    A replay finds its rows and puts them back to pending, each with a fresh budget of
+    attempts (one that had given up gets `MAX_ATTEMPTS` more).
+    """
     wanted = list(dict.fromkeys(calls))
     if not wanted:
         return []
@@ -116,6 +121,7 @@ def record_followups(
         else:
             row.status, row.next_attempt_at, row.error = FollowupStatus.PENDING, now, None
             row.finished_at = None
+            row.attempts_at_replay = row.attempts
         rows.append(row)
     session.flush(rows)
     return [row.id for row in rows]
@@ -229,7 +235,7 @@ def mark_failed(session: Session, followup_id: int, error: str, *, now: datetime
     row = session.get_one(Followup, followup_id, with_for_update=True)
     row.error = error[:300]
     row.finished_at = now
-    attempts = max(row.attempts, 1)
+    attempts = max(row.attempts - row.attempts_at_replay, 1)  # of this budget
     if attempts < MAX_ATTEMPTS:
         row.status = FollowupStatus.FAILED
         row.next_attempt_at = now + BACKOFF[min(attempts, len(BACKOFF)) - 1]

@@ -17,6 +17,7 @@ from flows.followups import retry_followups
 from flows.intake import process_inbox
 from office.db import transaction
 from office.followups import MAX_ATTEMPTS
+from office.ledgers import replay
 from office.models import (
     Followup,
     FollowupStatus,
@@ -57,7 +58,42 @@ def test_a_failing_check_is_retried_then_handed_to_a_person_and_the_notice_still
 
     # Not due yet: nothing runs.
     assert asyncio.run(retry_followups())["due"] == 0
-    for attempt in range(2, MAX_ATTEMPTS + 1):
+    retry_until_given_up(practice, range(2, MAX_ATTEMPTS + 1))
+    assert states()["verify_appointment"][0] is FollowupStatus.GAVE_UP
+    with practice() as session:
+        item = session.scalars(select(WorkItem).where(WorkItem.kind == "followup_failed")).one()
+    assert item.detail["followup"] == "verify_appointment"
+    assert item.summary.endswith(f"({MAX_ATTEMPTS} attempts)")
+
+
+def test_a_replay_gives_a_followup_that_gave_up_a_fresh_budget_of_attempts(
+    practice: sessionmaker[Session], office_app: runtime.Office
+) -> None:
+    item_id = booked(practice)
+    asyncio.run(process_inbox(item_id))
+    retry_until_given_up(practice, range(2, MAX_ATTEMPTS + 1))
+
+    with transaction(practice) as session:
+        replay(session, item_id)
+    asyncio.run(process_inbox(item_id))
+
+    # Its first failure after the replay is attempt 5, a new run's key, and not the last.
+    check = the_check(practice)
+    assert (check.status, check.attempts) == (FollowupStatus.FAILED, MAX_ATTEMPTS + 1)
+    retry_until_given_up(practice, range(MAX_ATTEMPTS + 2, 2 * MAX_ATTEMPTS + 1))
+    assert the_check(practice).status is FollowupStatus.GAVE_UP
+    with practice() as session:
+        # The person's item, still open, is refreshed rather than doubled.
+        summary = session.scalars(
+            select(WorkItem.summary).where(WorkItem.kind == "followup_failed")
+        ).one()
+    assert summary.endswith(f"({MAX_ATTEMPTS} attempts)")
+
+
+def retry_until_given_up(practice: sessionmaker[Session], attempts: range) -> None:
+    """Make the failing check's next attempt due and run `retry-followups`, once per
+    attempt in `attempts`, each one failing again."""
+    for attempt in attempts:
         with transaction(practice) as session:  # its wait is over
             session.execute(
                 update(Followup)
@@ -66,8 +102,10 @@ def test_a_failing_check_is_retried_then_handed_to_a_person_and_the_notice_still
             )
         retried = asyncio.run(retry_followups())
         assert (retried["due"], retried["started"]) == (1, 0)
-        assert states()["verify_appointment"][1] == attempt
-    assert states()["verify_appointment"][0] is FollowupStatus.GAVE_UP
+        assert the_check(practice).attempts == attempt
+
+
+def the_check(practice: sessionmaker[Session]) -> Followup:
+    """The booking's eligibility check follow-up, as it stands."""
     with practice() as session:
-        item = session.scalars(select(WorkItem).where(WorkItem.kind == "followup_failed")).one()
-    assert item.detail["followup"] == "verify_appointment"
+        return session.scalars(select(Followup).where(Followup.name == "verify_appointment")).one()
