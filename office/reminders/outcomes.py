@@ -13,7 +13,6 @@ must hear of (refused, unknown, bounced, opted out) gets its own transaction.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,13 @@ from sqlalchemy import Connection, Engine, select
 from office.contacts import is_recipient_reason
 from office.db import transaction
 from office.ledgers import apply_changes
-from office.ledgers.outbox import DriverClaims, claim_outbox, finish_outbox, move_outbox
+from office.ledgers.outbox import (
+    DriverClaims,
+    FinishedRow,
+    claim_outbox,
+    finish_outbox,
+    move_outbox,
+)
 from office.models import Channel, Consent, OutboxStatus, Patient
 from office.reminders import work
 
@@ -109,8 +114,8 @@ class _Finished:
     outcome: Outcome
     now: datetime
 
-    def row(self) -> tuple[int, OutboxStatus, datetime, str | None, str | None]:
-        """What `DriverClaims.claim` writes for it."""
+    def row(self) -> FinishedRow:
+        """What `DriverClaims` writes for it."""
         return (
             self.item_id,
             self.outcome.status,
@@ -133,9 +138,11 @@ class _Finished:
 class SendWrites:
     """One lane's writes, one short transaction per message (see the module doc).
 
-    The claims and the outcomes riding with them go over the lane's own connection, taken
-    from the pool once and given back by `end`: a checkout per message cost a ping and a
-    reset, two more round trips to PostgreSQL for every message.
+    The claims and the outcomes riding with them go over the lane's own connection, held
+    for the lane's life and closed by `end`: a checkout per message cost a ping and a
+    reset, two more round trips to PostgreSQL for every message. On PostgreSQL that is an
+    asyncio connection (`DriverClaims`), so the lanes' commits overlap on the event loop;
+    on SQLite a commit is CPU work and runs on the loop as it is.
     """
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
@@ -143,23 +150,31 @@ class SendWrites:
         self._engine: Engine = factory.kw["bind"]
         self._connection: Connection | None = None
         self._carry: _Finished | None = None
-        self._commit_waits = self._engine.dialect.name != "sqlite"
-        # Claims go straight to the driver where it is psycopg (`DriverClaims`).
-        self._on_driver = self._engine.dialect.driver == "psycopg"
+        self._on_driver = self._engine.dialect.name == "postgresql"
         self._claims: DriverClaims | None = None
 
     @contextmanager
     def _begin(self) -> Iterator[Connection]:
-        """One committed transaction on the lane's connection."""
+        """One committed transaction on the lane's SQLAlchemy connection: every write on
+        SQLite, a plain skip on PostgreSQL."""
         if self._connection is None:
             self._connection = self._engine.connect()
         with self._connection.begin():
             yield self._connection
 
-    def claim(self, item_id: int, now: datetime, recipient: str, message_id: str | None) -> bool:
+    async def _driver(self) -> DriverClaims:
+        """The lane's claims on PostgreSQL (see `DriverClaims`), connected on first use."""
+        if self._claims is None:
+            self._claims = await DriverClaims.connect(self._engine)
+        return self._claims
+
+    async def claim(
+        self, item_id: int, now: datetime, recipient: str, message_id: str | None
+    ) -> bool:
         """pending -> sending, with the previous outcome; only one claimant wins."""
         if self._on_driver:
-            won = self._driver().claim(
+            claims = await self._driver()
+            won = await claims.claim(
                 item_id,
                 now=now,
                 recipient=recipient,
@@ -176,35 +191,18 @@ class SendWrites:
         self._carry = None
         return won
 
-    def _driver(self) -> DriverClaims:
-        """The lane's claims on PostgreSQL, on its connection's driver (see `DriverClaims`)."""
-        if self._claims is None:
-            if self._connection is None:
-                self._connection = self._engine.connect()
-            self._claims = DriverClaims(self._connection)
-        return self._claims
-
-    async def aclaim(
-        self, item_id: int, now: datetime, recipient: str, message_id: str | None
-    ) -> bool:
-        """`claim`, off the event loop where a commit is a wait for the server (PostgreSQL),
-        so the lanes' commits overlap; on SQLite a commit is CPU work and stays on the loop."""
-        if self._commit_waits:
-            return await asyncio.to_thread(self.claim, item_id, now, recipient, message_id)
-        return self.claim(item_id, now, recipient, message_id)
-
-    def settle(self, item: Queued, outcome: Outcome, now: datetime) -> None:
+    async def settle(self, item: Queued, outcome: Outcome, now: datetime) -> None:
         """Record how the send ended: with the next claim, or now when a person must know."""
         if outcome.status in (OutboxStatus.SENT, OutboxStatus.PENDING):
             self._carry = _Finished(item.id, outcome, now)
             return
-        self.flush()
+        await self.flush()
         with transaction(self._factory) as session:
             record_outcome(session, item, outcome, now)
 
-    def close(self, item: Queued, verdict: Verdict, now: datetime) -> bool:
+    async def close(self, item: Queued, verdict: Verdict, now: datetime) -> bool:
         """pending -> withdrawn or skipped, with the reason; False when another run had it."""
-        self.flush()
+        await self.flush()
         status = verdict.status or OutboxStatus.SKIPPED
         reason = verdict.reason or ""
         if not (is_recipient_reason(reason) or reason.startswith(NOT_BUILT)):
@@ -228,19 +226,25 @@ class SendWrites:
                 )
             return moved
 
-    def flush(self) -> None:
+    async def flush(self) -> None:
         """Write the outcome still waiting for a claim to ride with."""
-        if self._carry is not None:
+        if self._carry is None:
+            return
+        if self._on_driver:
+            await (await self._driver()).finish(self._carry.row())
+        else:
             with self._begin() as connection:
                 self._carry.write(connection)
-            self._carry = None
+        self._carry = None
 
-    def end(self) -> None:
-        """Write what still waits, and give the lane's connection back to the pool."""
+    async def end(self) -> None:
+        """Write what still waits, and close the lane's connection."""
         try:
-            self.flush()
+            await self.flush()
         finally:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-                self._claims = None
+            if self._claims is not None:
+                claims, self._claims = self._claims, None
+                await claims.close()

@@ -163,7 +163,7 @@ class _SendLoop:
             self.stopping = True  # the other lanes finish the row they hold, then stop
             raise
         finally:
-            writes.end()
+            await writes.end()
 
     async def _one(self, item: Queued, writes: SendWrites, channels: Channels) -> None:
         # Each message is judged and stamped at the moment it goes: a long batch must not
@@ -182,18 +182,18 @@ class _SendLoop:
             if payload is None:
                 payload, verdict = _compose(item, visit, verdict, self.batch.settings, self.secret)
         if payload is None or verdict.recipient is None:
-            if writes.close(item, verdict, now):
+            if await writes.close(item, verdict, now):
                 closed = verdict.status is OutboxStatus.WITHDRAWN
                 self.tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
             return
         message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
-        if not await writes.aclaim(item.id, now, verdict.recipient, message_id):
+        if not await writes.claim(item.id, now, verdict.recipient, message_id):
             return  # another run took it
         # Until this lane's next claim commits, this row is the one a kill would leave in doubt.
         outcome = await _deliver(
             item, payload, verdict.recipient, channels, self.batch.retry_delays
         )
-        writes.settle(item, outcome, now)
+        await writes.settle(item, outcome, now)
         self.tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
         if outcome.rejected_address and visit is not None:
             self.learned.undeliverable.add(visit.patient_id)

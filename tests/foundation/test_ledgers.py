@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -85,12 +86,24 @@ def test_a_driver_claim_writes_what_the_core_statements_write(
         enqueue_outbox(session, [_row(key, f"{key}@example.test", now) for key in "abcd"])
         a, b, c, d = session.scalars(select(OutboxItem.id).order_by(OutboxItem.id)).all()
     engine = factory.kw["bind"]
-    with engine.connect() as connection:
-        lane = DriverClaims(connection)
-        assert lane.claim(a, now=now, recipient="a@x.test", message_id="<a@x>", finished=None)
-        sent = (a, OutboxStatus.SENT, later, "<pa>", None)
-        assert lane.claim(b, now=later, recipient="b@x.test", message_id=None, finished=sent)
-        assert not lane.claim(b, now=later, recipient="b@x.test", message_id=None, finished=None)
+
+    async def one_lane() -> None:
+        lane = await DriverClaims.connect(engine)
+        try:
+            assert await lane.claim(
+                a, now=now, recipient="a@x.test", message_id="<a@x>", finished=None
+            )
+            sent = (a, OutboxStatus.SENT, later, "<pa>", None)
+            assert await lane.claim(
+                b, now=later, recipient="b@x.test", message_id=None, finished=sent
+            )
+            assert not await lane.claim(
+                b, now=later, recipient="b@x.test", message_id=None, finished=None
+            )
+        finally:
+            await lane.close()
+
+    asyncio.run(one_lane())
     with engine.begin() as connection:
         assert claim_outbox(connection, c, now=now, recipient="a@x.test", message_id="<a@x>")
     with engine.begin() as connection:
@@ -122,13 +135,23 @@ def test_a_driver_claim_that_fails_names_no_row_and_keeps_nothing(
         enqueue_outbox(session, [_row("a", "a@example.test", now)])
         a = session.scalars(select(OutboxItem.id)).one()
     too_long = "patient-name-" * 40  # message_id holds 200 characters: the UPDATE fails
-    with factory.kw["bind"].connect() as connection:
-        lane = DriverClaims(connection)
-        with pytest.raises(OutboxNotWritten) as caught:
-            lane.claim(a, now=now, recipient="a@x.test", message_id=too_long, finished=None)
-        assert "patient" not in str(caught.value)
-        assert caught.value.__cause__ is None
-        assert lane.claim(a, now=now, recipient="a@x.test", message_id="<m@x>", finished=None)
+
+    async def one_lane() -> None:
+        lane = await DriverClaims.connect(factory.kw["bind"])
+        try:
+            with pytest.raises(OutboxNotWritten) as caught:
+                await lane.claim(
+                    a, now=now, recipient="a@x.test", message_id=too_long, finished=None
+                )
+            assert "patient" not in str(caught.value)
+            assert caught.value.__cause__ is None
+            assert await lane.claim(
+                a, now=now, recipient="a@x.test", message_id="<m@x>", finished=None
+            )
+        finally:
+            await lane.close()
+
+    asyncio.run(one_lane())
     with factory() as session:
         assert session.get_one(OutboxItem, a).message_id == "<m@x>"
 
