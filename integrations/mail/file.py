@@ -11,6 +11,7 @@ from integrations.files import write_atomically
 from office.contracts.mail import MailRetryableError, Wire, plain_recipients, to_wire
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
     from email.message import EmailMessage
     from types import TracebackType
 
@@ -45,10 +46,15 @@ class FileMailer:
         stem = _UNSAFE.sub("_", message_id.strip().strip("<>")) or "_"
         return self.directory / f"{stem}.eml"
 
-    async def send(self, message: EmailMessage | Wire) -> str:
-        """Write the message as CRLF bytes, as an SMTP server would receive it."""
+    async def send(
+        self, message: EmailMessage | Wire, *, ready: Awaitable[bool] | None = None
+    ) -> str | None:
+        """Write the message as CRLF bytes, as an SMTP server would receive it, once
+        `ready` (see `Mailer.send`) gives the go-ahead."""
         wire = message if isinstance(message, Wire) else to_wire(message)
         envelope = plain_recipients(wire.envelope)
+        if ready is not None and not await ready:
+            return None
         path = self.path_for(envelope.message_id)
         try:
             await asyncio.to_thread(write_atomically, path, wire.data)

@@ -40,6 +40,7 @@ from office.contracts.mail import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
     from email.message import EmailMessage
     from types import TracebackType
 
@@ -115,8 +116,15 @@ class SmtpMailer:
                 # changes none of them, so the socket is simply closed.
                 smtp.close()
 
-    async def send(self, message: EmailMessage | Wire) -> str:
-        """Send one message; return its Message-ID once the server accepted the body."""
+    async def send(
+        self, message: EmailMessage | Wire, *, ready: Awaitable[bool] | None = None
+    ) -> str | None:
+        """Send one message; return its Message-ID once the server accepted the body.
+
+        `ready` (see `Mailer.send`) is awaited between RCPT and DATA: a claim committing
+        meanwhile costs the send no round trip of its own. Given False, the transaction
+        is reset (RSET); raising, the connection is dropped: either way nothing went out.
+        """
         if not self._entered:
             raise RuntimeError("use SmtpMailer inside 'async with' so its connection is closed")
         wire = message if isinstance(message, Wire) else to_wire(message)
@@ -125,6 +133,9 @@ class SmtpMailer:
             try:
                 smtp = await self._begin(envelope.sender)
                 await self._recipients(smtp, envelope.recipients)
+                if ready is not None and not await ready:
+                    await self._reset(smtp)
+                    return None
                 await self._data(smtp)
                 await self._body(smtp, wire.data)
             except MailError:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from office.contacts import email_problem
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
     from email.message import EmailMessage
     from types import TracebackType
 
@@ -89,11 +90,19 @@ class Mailer(Protocol):
         tb: TracebackType | None,
     ) -> None: ...
 
-    async def send(self, message: EmailMessage | Wire) -> str:
+    async def send(
+        self, message: EmailMessage | Wire, *, ready: Awaitable[bool] | None = None
+    ) -> str | None:
         """Send one message and return the provider's id for it (its Message-ID here).
 
         A `Wire` is a message already flattened by `to_wire` (in another process,
         say); it goes out byte for byte.
+
+        `ready` is the caller's go-ahead, when it has one: a send loop's claim on the
+        message, committing meanwhile. It is awaited once the server has taken the
+        envelope and before any of the message goes out; when it gives False the
+        transaction is reset, nothing is sent and `send` returns None. What it raises is
+        raised, the message unsent.
 
         Raises:
             MailRetryableError, MailAmbiguousError, MailPermanentError: see the tree above.

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -187,12 +187,14 @@ class _SendLoop:
                 self.tally.add(item.kind, item.channel, "withdrawn" if closed else "skipped")
             return
         message_id = payload.envelope.message_id if isinstance(payload, Wire) else None
-        if not await writes.claim(item.id, now, verdict.recipient, message_id):
-            return  # another run took it
-        # Until this lane's next claim commits, this row is the one a kill would leave in doubt.
+        claim = writes.claim(item.id, now, verdict.recipient, message_id)
+        # Once the claim commits, until this lane's next one does, this row is the one a
+        # kill would leave in doubt.
         outcome = await _deliver(
-            item, payload, verdict.recipient, channels, self.batch.retry_delays
+            item, payload, verdict.recipient, channels, self.batch.retry_delays, claim
         )
+        if outcome is None:
+            return  # another run took it
         await writes.settle(item, outcome, now)
         self.tally.add(item.kind, item.channel, _OUTCOME_NAMES[outcome.status])
         if outcome.rejected_address and visit is not None:
@@ -310,32 +312,73 @@ async def _deliver(
     recipient: str,
     channels: Channels,
     retry_delays: Sequence[float],
-) -> Outcome:
-    """Hand one message to its transport, retrying "not now" answers; never raises for it."""
-    last: BaseException | None = None
-    for delay in (0.0, *retry_delays):
-        if delay:
-            await asyncio.sleep(delay)
-        try:
-            if isinstance(payload, Wire):
-                provider_id = await channels.mailer.send(payload)
-            else:
-                provider_id = await channels.sms.send(
-                    to=recipient, body=payload, idempotency_key=item.key
+    claim: Coroutine[Any, Any, bool],
+) -> Outcome | None:
+    """Claim the row and hand its message to the transport, retrying "not now" answers.
+
+    The claim commits while an SMTP server takes the envelope (MAIL, RCPT); the message
+    itself goes out only once the claim has committed (`Mailer.send`'s `ready`), so a
+    kill before the commit leaves an SMTP transaction with no content. Returns None when
+    another run holds the row (nothing went out); never raises for the transport, and
+    raises what the claim raised.
+    """
+    claimed = asyncio.ensure_future(claim)
+    try:
+        last: BaseException | None = None
+        for attempt, delay in enumerate((0.0, *retry_delays)):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                outcome = await _hand_over(
+                    item, payload, recipient, channels, claimed if attempt == 0 else None
                 )
-        except (MailRetryableError, SmsRetryableError) as exc:
-            last = exc
-            continue
-        except MailRecipientRejected as exc:
-            return Outcome(OutboxStatus.FAILED, error=_describe(exc), rejected_address=True)
-        except (MailAmbiguousError, SmsAmbiguousError) as exc:
-            return Outcome(OutboxStatus.UNKNOWN, error=_describe(exc))
-        except MailPermanentError as exc:
-            return Outcome(OutboxStatus.FAILED, error=_describe(exc))
-        except SmsRejected as exc:
-            return Outcome(OutboxStatus.FAILED, error=_describe(exc), opted_out=exc.opted_out)
-        except Exception as exc:  # a transport bug must not end the batch
-            # It may have gone out or not; a person decides. Its message may quote the row.
-            return Outcome(OutboxStatus.UNKNOWN, error=f"unexpected {type(exc).__name__}")
-        return Outcome(OutboxStatus.SENT, provider_id=provider_id)
-    return Outcome(OutboxStatus.PENDING, error="deferred: " + _describe(last) if last else None)
+            except (MailRetryableError, SmsRetryableError) as exc:
+                outcome, last = None, exc
+            if not await claimed:
+                return None
+            if outcome is not None:
+                return outcome
+        return Outcome(OutboxStatus.PENDING, error="deferred: " + _describe(last) if last else None)
+    finally:
+        if not claimed.done():  # cancelled mid-send: the claim's commit is let finish
+            await asyncio.wait([claimed])
+
+
+async def _hand_over(
+    item: Queued,
+    payload: Wire | str,
+    recipient: str,
+    channels: Channels,
+    ready: Awaitable[bool] | None,
+) -> Outcome | None:
+    """One attempt at the transport, after `ready`'s go-ahead; None when it gave none.
+
+    Raises:
+        MailRetryableError, SmsRetryableError: Not now; nothing went out.
+    """
+    try:
+        if isinstance(payload, Wire):
+            provider_id = await channels.mailer.send(payload, ready=ready)
+        else:
+            if ready is not None and not await ready:
+                return None
+            provider_id = await channels.sms.send(
+                to=recipient, body=payload, idempotency_key=item.key
+            )
+    except (MailRetryableError, SmsRetryableError):
+        raise
+    except MailRecipientRejected as exc:
+        return Outcome(OutboxStatus.FAILED, error=_describe(exc), rejected_address=True)
+    except (MailAmbiguousError, SmsAmbiguousError) as exc:
+        return Outcome(OutboxStatus.UNKNOWN, error=_describe(exc))
+    except MailPermanentError as exc:
+        return Outcome(OutboxStatus.FAILED, error=_describe(exc))
+    except SmsRejected as exc:
+        return Outcome(OutboxStatus.FAILED, error=_describe(exc), opted_out=exc.opted_out)
+    except Exception as exc:  # a transport bug must not end the batch
+        # It may have gone out or not; a person decides. Its message may quote the row.
+        # (A claim that failed is raised by the caller, which awaits it again.)
+        return Outcome(OutboxStatus.UNKNOWN, error=f"unexpected {type(exc).__name__}")
+    if provider_id is None:
+        return None
+    return Outcome(OutboxStatus.SENT, provider_id=provider_id)

@@ -180,7 +180,7 @@ class _Mailer:
     async def __aexit__(self, *exc: object) -> None:
         return None
 
-    async def send(self, message: Wire | EmailMessage) -> str:
+    async def send(self, message: Wire | EmailMessage, *, ready: object = None) -> str:
         assert isinstance(message, Wire)
         self.sent.append(message.envelope.recipients)
         return message.envelope.message_id

@@ -452,7 +452,7 @@ class RefusingMailer:
     ) -> None:
         return None
 
-    async def send(self, message: object) -> str:
+    async def send(self, message: object, *, ready: object = None) -> str:
         assert isinstance(message, Wire)
         raise MailPermanentError("SMTP 554 at MAIL", smtp_code=554)
 
