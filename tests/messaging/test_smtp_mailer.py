@@ -66,6 +66,40 @@ async def test_batch_reuses_one_connection_and_returns_message_ids(serve: ServeF
     assert all(item.mail_from == "reminders@clinic.example" for item in handler.messages)
 
 
+async def test_ready_is_awaited_before_the_content_and_a_no_sends_nothing(
+    serve: ServeFn,
+) -> None:
+    """A send loop's claim commits while the server takes the envelope: `ready` is the
+    go-ahead, awaited before any of the message goes out; False resets the transaction
+    (the connection carries the next message), an error drops the connection."""
+    handler = Recorder()
+    bodies_when_asked: list[int] = []
+
+    async def answer(value: bool) -> bool:
+        bodies_when_asked.append(handler.bodies_seen)
+        return value
+
+    async def broken() -> bool:
+        raise RuntimeError("the claim was not written")
+
+    async with serve(handler) as server:
+        mailer = SmtpMailer("127.0.0.1", server.port)
+        async with mailer:
+            assert await mailer.send(make_message("lost"), ready=answer(False)) is None
+            kept = await mailer.send(make_message("won"), ready=answer(True))
+            with pytest.raises(RuntimeError):
+                await mailer.send(make_message("failed"), ready=broken())
+            again = await mailer.send(make_message("after"), ready=answer(True))
+
+    assert bodies_when_asked == [0, 0, 1]  # nothing of a message sent before its go-ahead
+    delivered = [
+        BytesParser(policy=policy.default).parsebytes(item.content)["Message-ID"]
+        for item in handler.messages
+    ]
+    assert delivered == [kept, again]
+    assert server.connections == 2  # reset after the False, dropped after the error
+
+
 async def test_each_async_with_block_is_its_own_connection(serve: ServeFn) -> None:
     async with serve(Recorder()) as server:
         mailer = SmtpMailer("127.0.0.1", server.port)
