@@ -7,8 +7,10 @@ invariant holds: at any instant at most one row per lane is "sending", the one
 on the wire or the one just sent whose outcome rides with the lane's next claim;
 a kill leaves only those in doubt, at most `OFFICE_SMTP_CONNECTIONS` rows (see
 `office.reminders.recovery`). The hot
-path runs the ledger's Core statements on a bare connection; an outcome a person
-must hear of (refused, unknown, bounced, opted out) gets its own transaction.
+path runs the ledger's Core statements on a bare connection (SQLite) or as one
+statement on the lane's own asyncio connection (PostgreSQL, `DriverClaims`); an
+outcome a person must hear of (refused, unknown, bounced, opted out) gets its own
+transaction.
 """
 
 from __future__ import annotations

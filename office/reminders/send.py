@@ -3,9 +3,10 @@
 A batch sends over `OFFICE_SMTP_CONNECTIONS` lanes, each with its own connection per
 transport, taking rows in order from one queue. For each row, a lane judges it again at
 the moment it goes, builds its message (or takes the one the helper process built
-ahead), claims the row, hands the message to the transport, and records the outcome
-with its next claim (see `office.reminders.outcomes` for the writes and
-`office.reminders.recovery` for what a kill leaves behind: at most one row per lane).
+ahead), claims the row while the transport takes the envelope, hands it the message
+once the claim has committed, and records the outcome with its next claim (see
+`office.reminders.outcomes` for the writes and `office.reminders.recovery` for what a
+kill leaves behind: at most one row per lane).
 Two runs at once cannot both send a row: the claim is a conditional UPDATE only one of
 them wins.
 """
