@@ -236,17 +236,16 @@ class DriverClaims:
     ) -> bool:
         """Write `finished` (item id, status, when, provider id, error), claim `item_id`,
         and commit both; False when another sender holds the row."""
-        sql, values = _DRIVER_CLAIM
-        if finished is not None:
-            sql, values = _DRIVER_FINISH_AND_CLAIM
-            values = {**values, **_finished_values(finished, prefix="done_")}
+        sql, fixed = _DRIVER_CLAIM if finished is None else _DRIVER_FINISH_AND_CLAIM
         values = {
-            **values,
+            **fixed,
             "item_id": item_id,
             "now": utc_instant(now),
             "recipient": recipient,
             "message_id": message_id,
         }
+        if finished is not None:
+            values.update(_finished_values(finished, prefix="done_"))
         return await self._execute("claim", sql, values) == 1
 
     async def finish(self, finished: FinishedRow) -> None:

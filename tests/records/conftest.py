@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from flows import runtime
 from office.db import transaction
 from office.ledgers import store_inbound
-from office.models import Payer, RecordReview, ReviewStatus, utcnow
+from office.models import Followup, Payer, RecordReview, ReviewStatus, utcnow
 from office.practice import apply_practice, parse_practice
 from office.records import (
     CoverageUpdate,
@@ -147,3 +147,9 @@ def request_merge(factory: sessionmaker[Session]) -> None:
             actor="hl7:PM",
             now=NOW,
         )
+
+
+def ledger(practice: sessionmaker[Session]) -> dict[str, Followup]:
+    """The follow-up rows as they stand, by name (a booking records one of each)."""
+    with practice() as session:
+        return {row.name: row for row in session.scalars(select(Followup))}

@@ -42,7 +42,7 @@ from office.models import (
     utcnow,
 )
 from office.settings import Settings
-from tests.records.conftest import booked
+from tests.records.conftest import booked, ledger
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -85,11 +85,6 @@ def deployments() -> Iterator[Callable[..., dict[str, UUID]]]:
                 await client.delete_deployment(deployment_id)
 
     asyncio.run(remove())
-
-
-def ledger(practice: sessionmaker[Session]) -> dict[str, Followup]:
-    with practice() as session:
-        return {row.name: row for row in session.scalars(select(Followup))}
 
 
 def key(row: Followup, attempt: int) -> str:

@@ -25,7 +25,7 @@ from office.models import (
     WorkItem,
     utcnow,
 )
-from tests.records.conftest import booked
+from tests.records.conftest import booked, ledger
 
 pytestmark = [pytest.mark.prefect, pytest.mark.usefixtures("prefect_harness")]
 
@@ -40,9 +40,7 @@ def test_a_failing_check_is_retried_then_handed_to_a_person_and_the_notice_still
     assert [name.split(":")[0] for name in result["followups"]] == ["appointment_notices"]
 
     def states() -> dict[str, tuple[FollowupStatus, int]]:
-        with practice() as session:
-            rows = session.scalars(select(Followup)).all()
-            return {r.name: (r.status, r.attempts) for r in rows}
+        return {name: (row.status, row.attempts) for name, row in ledger(practice).items()}
 
     assert states() == {
         "verify_appointment": (FollowupStatus.FAILED, 1),
@@ -78,10 +76,10 @@ def test_a_replay_gives_a_followup_that_gave_up_a_fresh_budget_of_attempts(
     asyncio.run(process_inbox(item_id))
 
     # Its first failure after the replay is attempt 5, a new run's key, and not the last.
-    check = the_check(practice)
+    check = ledger(practice)["verify_appointment"]
     assert (check.status, check.attempts) == (FollowupStatus.FAILED, MAX_ATTEMPTS + 1)
     retry_until_given_up(practice, range(MAX_ATTEMPTS + 2, 2 * MAX_ATTEMPTS + 1))
-    assert the_check(practice).status is FollowupStatus.GAVE_UP
+    assert ledger(practice)["verify_appointment"].status is FollowupStatus.GAVE_UP
     with practice() as session:
         # The person's item, still open, is refreshed rather than doubled.
         summary = session.scalars(
@@ -102,10 +100,4 @@ def retry_until_given_up(practice: sessionmaker[Session], attempts: range) -> No
             )
         retried = asyncio.run(retry_followups())
         assert (retried["due"], retried["started"]) == (1, 0)
-        assert the_check(practice).attempts == attempt
-
-
-def the_check(practice: sessionmaker[Session]) -> Followup:
-    """The booking's eligibility check follow-up, as it stands."""
-    with practice() as session:
-        return session.scalars(select(Followup).where(Followup.name == "verify_appointment")).one()
+        assert ledger(practice)["verify_appointment"].attempts == attempt
